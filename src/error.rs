@@ -65,7 +65,9 @@ impl Error {
     fn hint(&self) -> Option<&'static str> {
         match self {
             Error::Sys {
-                step: "unshare", errno: Errno::EPERM | Errno::ENOSPC, ..
+                step: "unshare",
+                errno: Errno::EPERM | Errno::ENOSPC,
+                ..
             } => Some(
                 "unprivileged user namespaces may be disabled: check sysctl kernel.unprivileged_userns_clone and user.max_user_namespaces",
             ),

@@ -35,5 +35,8 @@ pub const ALL: &[&str] = &[
 
 /// Map a step name read from a record back to its static string.
 pub fn intern(name: &str) -> &'static str {
-    ALL.iter().copied().find(|s| *s == name).unwrap_or("container")
+    ALL.iter()
+        .copied()
+        .find(|s| *s == name)
+        .unwrap_or("container")
 }

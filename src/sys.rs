@@ -1,0 +1,180 @@
+//! A thin, concrete syscall layer: free functions over nix whose errors carry
+//! the call, the path, the flags and the errno (runc's `mountError` shape).
+//! No traits, no test branches: tests run the real binary.
+
+use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::mount::MsFlags;
+use nix::sys::stat::Mode;
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+/// `mount(2)` with an error that names source, target, type, flags and data.
+pub fn mount(
+    step: &'static str,
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    nix::mount::mount(source, target, fstype, flags, data).map_err(|errno| {
+        Error::sys(
+            step,
+            format!(
+                "mount {} to {} (type {}, flags {:#x}, data {:?})",
+                source.map_or("none".into(), |s| s.display().to_string()),
+                target.display(),
+                fstype.unwrap_or("none"),
+                flags.bits(),
+                data.unwrap_or("")
+            ),
+            errno,
+        )
+    })
+}
+
+/// The path through which the kernel reaches the object behind `fd`.
+/// Mounting onto this path mounts onto the already-resolved object, never on
+/// a path an attacker could swap between resolution and mount (runc's
+/// CVE-2021-30465 fix does the same).
+pub fn fd_path(fd: &impl AsRawFd) -> std::path::PathBuf {
+    format!("/proc/self/fd/{}", fd.as_raw_fd()).into()
+}
+
+/// Open `path` below the directory `root` with `openat2`, refusing any
+/// resolution that leaves `root` (`..` or a symlink, absolute or relative).
+pub fn open_beneath(root: &impl AsFd, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    openat2(root.as_fd(), rel, how)
+}
+
+/// Write a whole small file (procfs, sysfs) with an error naming it.
+pub fn write_file(step: &'static str, path: &str, data: &str) -> Result<()> {
+    std::fs::write(path, data).map_err(|e| Error::io(step, format!("write {data:?} to {path}"), &e))
+}
+
+/// `pipe2(O_CLOEXEC)`.
+pub fn pipe(step: &'static str) -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys(step, "pipe2", e))
+}
+
+/// Write all of `buf`, retrying on EINTR.
+pub fn write_all(fd: &impl AsFd, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Read until EOF, retrying on EINTR.
+pub fn read_to_end(fd: &impl AsFd) -> Result<Vec<u8>, Errno> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `fork(2)` as a raw `clone(2)` with namespace flags: the child starts in
+/// the new namespaces (so it is PID 1 of a new PID namespace), which
+/// `unshare(2)` + `fork` would need one more process for.
+///
+/// Safety: the caller must be single-threaded (husk never starts threads
+/// before this point), as with `fork`.
+pub fn clone_fork(flags: nix::sched::CloneFlags) -> Result<Option<nix::unistd::Pid>> {
+    // SAFETY: with a NULL stack, clone behaves like fork: the child gets a
+    // copy of the address space and returns 0. We are single-threaded.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags.bits() as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match ret {
+        -1 => Err(Error::sys(
+            "fork",
+            format!("clone {:#x}", flags.bits()),
+            Errno::last(),
+        )),
+        0 => Ok(None),
+        pid => Ok(Some(nix::unistd::Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Mark every descriptor from `first` up close-on-exec, so no host fd the
+/// caller leaked (Buildah passes several) reaches the container program.
+pub fn cloexec_from(first: RawFd) -> Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == -1 {
+        return Err(Error::sys(
+            "exec",
+            format!("close_range({first}, ~0, CLOEXEC)"),
+            Errno::last(),
+        ));
+    }
+    Ok(())
+}
+
+/// Build a C string from a config value, rejecting interior NULs.
+pub fn cstring(step: &'static str, field: &str, s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::invalid(step, format!("{field} {s:?} contains a NUL byte")))
+}
+
+/// Create a directory; an existing one is fine.
+pub fn mkdirat(dir: &impl AsFd, name: &Path, mode: u32) -> Result<(), Errno> {
+    match nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(mode)) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Duplicate a raw fd we do not own into an `OwnedFd`.
+pub fn dup(fd: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) returns a new fd that we then own.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `new` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// `execve` that only returns on failure.
+pub fn execve(path: &CStr, args: &[CString], env: &[CString]) -> Errno {
+    match nix::unistd::execve(path, args, env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
