@@ -41,8 +41,19 @@ pub fn load_config(bundle: &Path) -> Result<Spec> {
             format!("{}: larger than {MAX_CONFIG} bytes", path.display()),
         ));
     }
-    serde_json::from_slice(&buf)
-        .map_err(|e| Error::invalid("load config", format!("{}: {e}", path.display())))
+    // serde_path_to_error names the field (`process.args: invalid type…`),
+    // which plain serde_json errors do not.
+    let de = &mut serde_json::Deserializer::from_slice(&buf);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if field == "." {
+            String::new()
+        } else {
+            format!("{field}: ")
+        };
+        Error::invalid("load config", format!("{}: {at}{inner}", path.display()))
+    })
 }
 
 /// How the user namespace is obtained.

@@ -491,12 +491,43 @@ pub fn pivot_root(rootfs: &Path) -> Result<()> {
 /// After pivot_root: masked and readonly paths, sysctls, read-only root,
 /// final propagation.
 pub fn finish(plan: &Plan) -> Result<()> {
+    // runc's order: sysctls first, while /proc/sys is still writable, then
+    // readonly paths, then masked paths.
+    for (key, value) in &plan.sysctl {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        sys::write_file("sysctl", &path, value)?;
+    }
     let root = nix::fcntl::open(
         "/",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::sys("masked paths", "open /", e))?;
+    .map_err(|e| Error::sys("readonly paths", "open /", e))?;
+    for p in &plan.readonly_paths {
+        let fd = match open_beneath(&root, p, OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => {
+                return Err(Error::sys(
+                    "readonly paths",
+                    format!("resolve {}", p.display()),
+                    e,
+                ));
+            }
+        };
+        sys::mount(
+            "readonly paths",
+            Some(&fd_path(&fd)),
+            &fd_path(&fd),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+        let fd = open_beneath(&root, p, OFlag::O_PATH)
+            .map_err(|e| Error::sys("readonly paths", format!("resolve {}", p.display()), e))?;
+        remount_bind(&fd_path(&fd), MsFlags::MS_RDONLY | MsFlags::MS_REC)
+            .map_err(|e| relabel(e, "readonly paths"))?;
+    }
     for p in &plan.masked_paths {
         let fd = match open_beneath(&root, p, OFlag::O_PATH) {
             Ok(fd) => fd,
@@ -531,35 +562,6 @@ pub fn finish(plan: &Plan) -> Result<()> {
                 None,
             )?;
         }
-    }
-    for p in &plan.readonly_paths {
-        let fd = match open_beneath(&root, p, OFlag::O_PATH) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => continue,
-            Err(e) => {
-                return Err(Error::sys(
-                    "readonly paths",
-                    format!("resolve {}", p.display()),
-                    e,
-                ));
-            }
-        };
-        sys::mount(
-            "readonly paths",
-            Some(&fd_path(&fd)),
-            &fd_path(&fd),
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-        )?;
-        let fd = open_beneath(&root, p, OFlag::O_PATH)
-            .map_err(|e| Error::sys("readonly paths", format!("resolve {}", p.display()), e))?;
-        remount_bind(&fd_path(&fd), MsFlags::MS_RDONLY | MsFlags::MS_REC)
-            .map_err(|e| relabel(e, "readonly paths"))?;
-    }
-    for (key, value) in &plan.sysctl {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        sys::write_file("sysctl", &path, value)?;
     }
     if plan.root_readonly {
         remount_bind(Path::new("/"), MsFlags::MS_RDONLY).map_err(|e| relabel(e, "mount rootfs"))?;

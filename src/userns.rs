@@ -97,7 +97,8 @@ pub fn unshare_in_process(maps: &IdMaps, caller: Caller) -> Result<()> {
     };
     if writable_by_self(maps, caller) {
         unshare()?;
-        return write_maps(None, maps, caller);
+        write_maps(None, maps, caller)?;
+        return become_root(maps);
     }
     let (go_r, go_w) = sys::pipe(STEP)?;
     let (err_r, err_w) = sys::pipe(STEP)?;
@@ -132,7 +133,7 @@ pub fn unshare_in_process(maps: &IdMaps, caller: Caller) -> Result<()> {
             res?;
             match Error::decode(&record) {
                 Some(e) => Err(e),
-                None if record.is_empty() => Ok(()),
+                None if record.is_empty() => become_root(maps),
                 None => Err(Error::invalid(
                     STEP,
                     "map writer sent a malformed error record",
@@ -140,4 +141,25 @@ pub fn unshare_in_process(maps: &IdMaps, caller: Caller) -> Result<()> {
             }
         }
     }
+}
+
+/// Take the namespace's root IDs when they are mapped. Our credentials are
+/// still the caller's host IDs; if those are not mapped (real root with a
+/// config mapping 0 → 100000), every file we create would fail with
+/// EOVERFLOW. Capabilities in the new namespace are kept: they come from
+/// creating it, not from the UID.
+fn become_root(maps: &IdMaps) -> Result<()> {
+    let maps_zero =
+        |m: &[oci_spec::runtime::LinuxIdMapping]| m.iter().any(|m| m.container_id() == 0);
+    if maps_zero(&maps.gid) {
+        let g = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(g, g, g)
+            .map_err(|e| Error::sys(STEP, "setresgid 0 in the new user namespace", e))?;
+    }
+    if maps_zero(&maps.uid) {
+        let u = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresuid(u, u, u)
+            .map_err(|e| Error::sys(STEP, "setresuid 0 in the new user namespace", e))?;
+    }
+    Ok(())
 }
