@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::plan::{Caller, Plan, UserNs, load_config};
-use crate::{process, rootfs, sys, userns};
+use crate::{cgroups, process, rootfs, sys, userns};
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -98,9 +98,9 @@ pub fn run(opts: &RunOptions) -> Result<i32> {
         .map(crate::seccomp::compile)
         .transpose()?;
     let pid_file = opts.pid_file.as_deref().map(PidFile::open).transpose()?;
-    report_resources(&plan);
 
-    // 2. Process attributes that need the caller's privileges.
+    // 2. What needs the caller's privileges: cgroup limits, rlimits, OOM score.
+    cgroups::apply(&plan)?;
     process::prepare_outside(&plan.process)?;
 
     // 3. Namespaces: join, then the user namespace and its maps, then the rest.
@@ -249,40 +249,5 @@ fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
                 let _ = nix::sys::signal::kill(child, sig);
             }
         }
-    }
-}
-
-/// DESIGN.md: never a silent success, never a failure for rootless. husk
-/// tracks no cgroups, so limits are reported once as not applied. Device
-/// rules are satisfied by the explicit /dev contents and are not reported.
-fn report_resources(plan: &Plan) {
-    let Some(r) = &plan.resources else { return };
-    let mut names = Vec::new();
-    let checks: [(&str, bool); 8] = [
-        ("memory", r.memory().is_some()),
-        ("cpu", r.cpu().is_some()),
-        ("pids", r.pids().is_some()),
-        ("blockIO", r.block_io().is_some()),
-        (
-            "hugepageLimits",
-            r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()),
-        ),
-        ("network", r.network().is_some()),
-        ("rdma", r.rdma().as_ref().is_some_and(|v| !v.is_empty())),
-        (
-            "unified",
-            r.unified().as_ref().is_some_and(|v| !v.is_empty()),
-        ),
-    ];
-    for (name, set) in checks {
-        if set {
-            names.push(name);
-        }
-    }
-    if !names.is_empty() {
-        crate::log::warn(&format!(
-            "resources: linux.resources.{{{}}} not applied: husk does not manage cgroups",
-            names.join(",")
-        ));
     }
 }

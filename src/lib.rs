@@ -4,6 +4,7 @@
 //! `launch` reads top to bottom as the lifecycle; `plan` validates the
 //! config before anything changes; `sys` is the thin syscall layer.
 
+pub mod cgroups;
 pub mod cli;
 pub mod error;
 pub mod launch;

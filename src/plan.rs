@@ -158,7 +158,7 @@ pub struct Plan {
     /// Namespaces to create (without CLONE_NEWUSER: see `userns`).
     pub create: CloneFlags,
     /// Namespaces to join by path (user excluded), in config order.
-    pub join: Vec<(CloneFlags, PathBuf)>,
+    pub join: Joins,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
     pub mounts: Vec<MountOp>,
@@ -293,6 +293,9 @@ impl Plan {
     }
 }
 
+/// Namespaces joined by path: the flag and the path.
+pub type Joins = Vec<(CloneFlags, PathBuf)>;
+
 fn ns_flag(t: LinuxNamespaceType) -> Result<CloneFlags> {
     Ok(match t {
         LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
@@ -317,7 +320,7 @@ fn plan_namespaces(
     uid: u32,
     gid: u32,
     caller: Caller,
-) -> Result<(UserNs, CloneFlags, Vec<(CloneFlags, PathBuf)>)> {
+) -> Result<(UserNs, CloneFlags, Joins)> {
     let mut create = CloneFlags::empty();
     let mut join = Vec::new();
     let mut user: Option<Option<PathBuf>> = None;
