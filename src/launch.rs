@@ -59,12 +59,16 @@ impl PidFile {
         })
     }
 
-    /// runc writes the PID with no trailing newline; clients parse it so.
+    /// runc writes the PID with no trailing newline, into a temporary file
+    /// renamed into place, so a reader never sees an empty or partial file.
     fn write(&self, pid: Pid) -> Result<()> {
         let err = |e| Error::sys("pid file", self.display.display().to_string(), e);
+        let mut tmp = OsString::from(".");
+        tmp.push(&self.name);
+        tmp.push(".husk-tmp");
         let fd = nix::fcntl::openat(
             self.dir.as_fd(),
-            self.name.as_os_str(),
+            tmp.as_os_str(),
             OFlag::O_CREAT
                 | OFlag::O_WRONLY
                 | OFlag::O_TRUNC
@@ -73,7 +77,23 @@ impl PidFile {
             Mode::from_bits_truncate(0o644),
         )
         .map_err(err)?;
-        sys::write_all(&fd, pid.to_string().as_bytes()).map_err(err)
+        let res = sys::write_all(&fd, pid.to_string().as_bytes()).and_then(|()| {
+            nix::fcntl::renameat(
+                self.dir.as_fd(),
+                tmp.as_os_str(),
+                self.dir.as_fd(),
+                self.name.as_os_str(),
+            )
+        });
+        if let Err(e) = res {
+            let _ = nix::unistd::unlinkat(
+                self.dir.as_fd(),
+                tmp.as_os_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+            return Err(err(e));
+        }
+        Ok(())
     }
 
     fn remove(&self) {

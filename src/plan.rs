@@ -191,9 +191,30 @@ impl Caller {
     }
 }
 
+/// Container IDs as runc accepts them (`^[\w+\-.]+$`, not `.`/`..`):
+/// the ID names a file in the state root, so nothing path-like may pass.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "parse arguments",
+            format!("invalid container ID {id:?}: use letters, digits, '_', '+', '-', '.'"),
+        ))
+    }
+}
+
 impl Plan {
     /// Validate `spec` and turn it into a plan. `bundle` must be absolute.
     pub fn build(id: &str, bundle: &Path, spec: Spec, caller: Caller) -> Result<Plan> {
+        validate_id(id)?;
         let root = spec
             .root()
             .as_ref()
@@ -653,6 +674,16 @@ fn plan_process(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_like_runc() {
+        for ok in ["a", "buildah-buildah123", "x.y_z+1-2", &"f".repeat(64)] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "a b", "é"] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn container_path_normalises_and_refuses_escape() {

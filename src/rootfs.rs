@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::plan::{DeviceOp, MountKind, MountOp, Plan};
-use crate::sys::{self, fd_path, open_beneath};
+use crate::sys::{self, fd_path, open_beneath, open_in_root};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
@@ -131,7 +131,7 @@ fn resolve_or_create(
             Error::sys(step, format!("resolve {} in the rootfs", p.display()), e)
         }
     };
-    match open_beneath(root, dest, OFlag::O_PATH) {
+    match open_in_root(root, dest, OFlag::O_PATH) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(fail(e, dest)),
@@ -143,7 +143,7 @@ fn resolve_or_create(
     let mut prefix = PathBuf::from("/");
     for (i, c) in comps.iter().enumerate() {
         prefix.push(c);
-        let fd = match open_beneath(root, &prefix, OFlag::O_PATH) {
+        let fd = match open_in_root(root, &prefix, OFlag::O_PATH) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
                 let name = Path::new(c.as_os_str());
@@ -163,7 +163,7 @@ fn resolve_or_create(
                 } else {
                     sys::mkdirat(&parent, name, 0o755).map_err(|e| fail(e, &prefix))?;
                 }
-                open_beneath(root, &prefix, OFlag::O_PATH).map_err(|e| fail(e, &prefix))?
+                open_in_root(root, &prefix, OFlag::O_PATH).map_err(|e| fail(e, &prefix))?
             }
             Err(e) => return Err(fail(e, &prefix)),
         };
@@ -504,7 +504,7 @@ pub fn finish(plan: &Plan) -> Result<()> {
     )
     .map_err(|e| Error::sys("readonly paths", "open /", e))?;
     for p in &plan.readonly_paths {
-        let fd = match open_beneath(&root, p, OFlag::O_PATH) {
+        let fd = match open_in_root(&root, p, OFlag::O_PATH) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => continue,
             Err(e) => {
@@ -523,13 +523,13 @@ pub fn finish(plan: &Plan) -> Result<()> {
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None,
         )?;
-        let fd = open_beneath(&root, p, OFlag::O_PATH)
+        let fd = open_in_root(&root, p, OFlag::O_PATH)
             .map_err(|e| Error::sys("readonly paths", format!("resolve {}", p.display()), e))?;
         remount_bind(&fd_path(&fd), MsFlags::MS_RDONLY | MsFlags::MS_REC)
             .map_err(|e| relabel(e, "readonly paths"))?;
     }
     for p in &plan.masked_paths {
-        let fd = match open_beneath(&root, p, OFlag::O_PATH) {
+        let fd = match open_in_root(&root, p, OFlag::O_PATH) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => continue,
             Err(e) => {

@@ -50,13 +50,78 @@ pub fn open_beneath(root: &impl AsFd, path: &Path, flags: OFlag) -> Result<Owned
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
+    openat2(root.as_fd(), relative(path), how)
+}
+
+/// Open `path` inside the root filesystem `root`, as runc's securejoin
+/// does: absolute symlinks are resolved inside the root (Debian's
+/// `/var/run -> /run` must keep working), while a relative symlink whose
+/// `..` would climb above the root is refused with EXDEV rather than
+/// silently clamped. The kernel does the resolving in both cases
+/// (`RESOLVE_BENEATH`, then `RESOLVE_IN_ROOT`), so a path swapped during
+/// resolution can still never leave the root; the escape check only
+/// decides whether to report an error.
+pub fn open_in_root(root: &impl AsFd, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+    match open_beneath(root, path, flags) {
+        Err(Errno::EXDEV) if !climbs_out(root, path) => {
+            let how = OpenHow::new()
+                .flags(flags | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            openat2(root.as_fd(), relative(path), how)
+        }
+        r => r,
+    }
+}
+
+fn relative(path: &Path) -> &Path {
+    match path.strip_prefix("/").unwrap_or(path) {
+        p if p.as_os_str().is_empty() => Path::new("."),
+        p => p,
+    }
+}
+
+/// Whether some relative symlink along `path` climbs above `root` with
+/// `..`. Each prefix is resolved in the root; its directory's depth below
+/// the root bounds how many `..` the link may use.
+fn climbs_out(root: &impl AsFd, path: &Path) -> bool {
+    let in_root = |p: &Path, f: OFlag| {
+        let how = OpenHow::new()
+            .flags(f | OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(root.as_fd(), relative(p), how)
     };
-    openat2(root.as_fd(), rel, how)
+    let Ok(root_real) = std::fs::read_link(fd_path(&root.as_fd().as_raw_fd())) else {
+        return true;
+    };
+    let mut prefix = std::path::PathBuf::from("/");
+    for c in path.components().skip(1) {
+        let Ok(dir) = in_root(&prefix, OFlag::O_DIRECTORY) else {
+            return false;
+        };
+        prefix.push(c);
+        let Ok(target) = nix::fcntl::readlinkat(dir.as_fd(), c.as_os_str()) else {
+            continue;
+        };
+        let target = Path::new(&target);
+        if target.is_absolute() {
+            continue;
+        }
+        let Ok(dir_real) = std::fs::read_link(fd_path(&dir.as_raw_fd())) else {
+            return true;
+        };
+        let mut depth = dir_real
+            .strip_prefix(&root_real)
+            .map_or(0, |p| p.components().count());
+        for t in target.components() {
+            match t {
+                std::path::Component::ParentDir if depth == 0 => return true,
+                std::path::Component::ParentDir => depth -= 1,
+                std::path::Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 /// Write a whole small file (procfs, sysfs) with an error naming it.
