@@ -504,16 +504,8 @@ pub fn finish(plan: &Plan) -> Result<()> {
     )
     .map_err(|e| Error::sys("readonly paths", "open /", e))?;
     for p in &plan.readonly_paths {
-        let fd = match open_in_root(&root, p, OFlag::O_PATH) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => continue,
-            Err(e) => {
-                return Err(Error::sys(
-                    "readonly paths",
-                    format!("resolve {}", p.display()),
-                    e,
-                ));
-            }
+        let Some(fd) = open_existing("readonly paths", &root, p)? else {
+            continue;
         };
         sys::mount(
             "readonly paths",
@@ -523,22 +515,20 @@ pub fn finish(plan: &Plan) -> Result<()> {
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None,
         )?;
-        let fd = open_in_root(&root, p, OFlag::O_PATH)
-            .map_err(|e| Error::sys("readonly paths", format!("resolve {}", p.display()), e))?;
+        // Reopen: the remount acts on the bind just made on top.
+        let fd = open_existing("readonly paths", &root, p)?.ok_or_else(|| {
+            Error::sys(
+                "readonly paths",
+                format!("resolve {}", p.display()),
+                Errno::ENOENT,
+            )
+        })?;
         remount_bind(&fd_path(&fd), MsFlags::MS_RDONLY | MsFlags::MS_REC)
             .map_err(|e| relabel(e, "readonly paths"))?;
     }
     for p in &plan.masked_paths {
-        let fd = match open_in_root(&root, p, OFlag::O_PATH) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => continue,
-            Err(e) => {
-                return Err(Error::sys(
-                    "masked paths",
-                    format!("resolve {}", p.display()),
-                    e,
-                ));
-            }
+        let Some(fd) = open_existing("masked paths", &root, p)? else {
+            continue;
         };
         let is_dir = nix::sys::stat::fstat(&fd)
             .map(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR)
@@ -570,6 +560,16 @@ pub fn finish(plan: &Plan) -> Result<()> {
         sys::mount("rootfs propagation", None, Path::new("/"), None, flag, None)?;
     }
     Ok(())
+}
+
+/// Open a path that may legitimately be missing (masked and readonly paths
+/// list files that not every kernel or image has).
+fn open_existing(step: &'static str, root: &OwnedFd, p: &Path) -> Result<Option<OwnedFd>> {
+    match open_in_root(root, p, OFlag::O_PATH) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(Error::sys(step, format!("resolve {}", p.display()), e)),
+    }
 }
 
 fn relabel(e: Error, step: &'static str) -> Error {
