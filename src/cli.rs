@@ -43,6 +43,74 @@ pub enum Command {
     },
     /// Create and start a container in the foreground
     Run(RunArgs),
+    /// Create a container: set it up and park it until `start`
+    Create(RunArgs),
+    /// Start a created container
+    Start(IdArgs),
+    /// Print the state of a container as JSON
+    State(IdArgs),
+    /// Send a signal to a container's process (or all its processes)
+    Kill(KillArgs),
+    /// Delete a container
+    Delete(DeleteArgs),
+    /// List the containers in the state root
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// List a container's processes
+    Ps(PsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    #[command(flatten)]
+    pub bundle: BundleArg,
+    /// Container ID (or the absolute bundle path)
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    #[command(flatten)]
+    pub bundle: BundleArg,
+    /// Signal every process of the container (found by its namespaces)
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    pub id: String,
+    /// Signal name or number (default SIGTERM)
+    pub signal: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub bundle: BundleArg,
+    /// Kill the container's processes first if it is running
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only the IDs
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// table or json
+    #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub bundle: BundleArg,
+    /// table or json
+    #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    pub id: String,
+    /// ps(1) options (accepted for runc compatibility; ignored)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +127,12 @@ pub struct RunArgs {
     /// Write the container's PID here (no trailing newline)
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master (process.terminal)
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Pass N additional fds (3..3+N) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
     /// Accepted for runc compatibility
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
@@ -73,6 +147,13 @@ pub struct RunArgs {
 }
 
 impl BundleArg {
+    /// `--bundle` as given, made absolute (lifecycle verbs: optional).
+    pub fn given(&self) -> Option<PathBuf> {
+        self.bundle
+            .as_ref()
+            .and_then(|b| std::path::absolute(b).ok())
+    }
+
     /// The bundle as an absolute path: the container process resolves it
     /// after chdir/pivot, and records must not depend on the caller's cwd.
     pub fn resolve(&self) -> std::io::Result<PathBuf> {

@@ -1,15 +1,27 @@
-//! `husk run`: from a bundle to the user program, in the order of the OCI
-//! lifecycle. Without a PID namespace the husk process itself becomes the
-//! program (ch-run's model: no process is left behind). With one, the
-//! process forks once after unsharing; the child is PID 1 of the new
-//! namespace and the parent stays as a small waiter that forwards signals.
+//! Starting a container, top to bottom as the OCI lifecycle.
+//!
+//! Two shapes share one container side (`container_main`):
+//! - **in place** (`husk run` without a PID namespace or hooks): this
+//!   process enters the namespaces, builds the rootfs and `execve`s the
+//!   program — ch-run's model, no husk process remains;
+//! - **parked** (`create`, and `run` otherwise): the runtime forks the
+//!   container process, which reports its PID, waits while the runtime runs
+//!   the runtime-namespace hooks, finishes its setup, reports "ready" and
+//!   parks on a FIFO in the bundle until `start`.
+//!
+//! The sync points, numbered the same on both sides:
+//!   1. container → runtime: `P` + PID (namespaces exist)
+//!   2. runtime → container: `G` + state JSON (prestart/createRuntime done)
+//!   3. container → runtime: `R` (rootfs done, parking) — or `E` + error
+//!      record at any point before.
 
 use crate::error::{Error, Result};
-use crate::plan::{Caller, Plan, UserNs, load_config};
-use crate::{cgroups, process, rootfs, sys, userns};
+use crate::plan::{Caller, Plan, UserNs};
+use crate::{cgroups, hooks, process, rootfs, sys, userns};
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
@@ -18,25 +30,16 @@ use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// What `husk run` was asked to do.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub id: String,
-    /// Absolute bundle directory.
-    pub bundle: PathBuf,
-    pub pid_file: Option<PathBuf>,
-}
-
-/// `--pid-file`, opened as its directory before pivot_root hides the host
-/// paths, written once the container process is set up.
-struct PidFile {
+/// `--pid-file`, opened as its directory first (the container side writes
+/// it after pivot_root has hidden the host paths).
+pub struct PidFile {
     dir: OwnedFd,
     name: OsString,
     display: PathBuf,
 }
 
 impl PidFile {
-    fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path) -> Result<Self> {
         let err = |e| Error::sys("pid file", path.display().to_string(), e);
         let name = path
             .file_name()
@@ -61,7 +64,7 @@ impl PidFile {
 
     /// runc writes the PID with no trailing newline, into a temporary file
     /// renamed into place, so a reader never sees an empty or partial file.
-    fn write(&self, pid: Pid) -> Result<()> {
+    pub fn write(&self, pid: Pid) -> Result<()> {
         let err = |e| Error::sys("pid file", self.display.display().to_string(), e);
         let mut tmp = OsString::from(".");
         tmp.push(&self.name);
@@ -96,7 +99,7 @@ impl PidFile {
         Ok(())
     }
 
-    fn remove(&self) {
+    pub fn remove(&self) {
         let _ = nix::unistd::unlinkat(
             self.dir.as_fd(),
             self.name.as_os_str(),
@@ -105,43 +108,37 @@ impl PidFile {
     }
 }
 
-/// `husk run`. Returns the exit code to exit with (only when a waiter was
-/// needed); otherwise it never returns: the process became the program.
-pub fn run(opts: &RunOptions) -> Result<i32> {
-    // 1. Plan: everything validated before anything changes.
-    let caller = Caller::current();
-    let spec = load_config(&opts.bundle)?;
-    let plan = Plan::build(&opts.id, &opts.bundle, spec, caller)?;
-    let seccomp = plan
-        .seccomp
-        .as_ref()
-        .map(crate::seccomp::compile)
-        .transpose()?;
-    let pid_file = opts.pid_file.as_deref().map(PidFile::open).transpose()?;
+/// Whether `run` can become the program in place: no PID namespace (which
+/// needs a fork) and no hooks (which need a runtime-side process).
+pub fn runs_in_place(plan: &Plan) -> bool {
+    !plan.create.contains(CloneFlags::CLONE_NEWPID) && plan.spec.hooks().is_none()
+}
 
-    // 2. What needs the caller's privileges: cgroup limits, rlimits, OOM score.
-    cgroups::apply(&plan)?;
+/// `husk run` in place: never returns on success.
+pub fn run_in_place(
+    plan: &Plan,
+    seccomp: Option<libseccomp::ScmpFilterContext>,
+    pid_file: Option<PidFile>,
+) -> Result<Infallible> {
+    // 1. What needs the caller's privileges: cgroup limits, rlimits, OOM score.
+    cgroups::apply(plan)?;
     process::prepare_outside(&plan.process)?;
-
-    // 3. Namespaces: join, then the user namespace and its maps, then the rest.
-    enter_namespaces(&plan, caller)?;
-
-    if !plan.create.contains(CloneFlags::CLONE_NEWPID) {
-        // 4–6. Root filesystem, process, exec: this process becomes the program.
-        let err = match setup_container(&plan, seccomp, || {
-            pid_file
-                .as_ref()
-                .map_or(Ok(()), |f| f.write(nix::unistd::getpid()))
-        }) {
-            Err(e) => e,
-            Ok(never) => match never {},
-        };
-        if let Some(f) = &pid_file {
-            f.remove();
-        }
-        return Err(err);
+    // 2. Namespaces: join, then the user namespace and its maps, then the rest.
+    enter_namespaces(plan, Caller::current())?;
+    // 3–6. Root filesystem, process, exec: this process becomes the program.
+    let mut ctx = ContainerCtx::default();
+    let err = match container_main(plan, seccomp, &mut ctx, || {
+        pid_file
+            .as_ref()
+            .map_or(Ok(()), |f| f.write(nix::unistd::getpid()))
+    }) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    if let Some(f) = &pid_file {
+        f.remove();
     }
-    spawn_and_wait(&plan, seccomp, pid_file.as_ref())
+    Err(err)
 }
 
 /// Join the namespaces given by path (the user namespace first, so the
@@ -149,7 +146,7 @@ pub fn run(opts: &RunOptions) -> Result<i32> {
 /// unshare the others. Joining before creating mirrors runc's nsexec: a
 /// namespace owned by the caller's user namespace can only be joined from
 /// outside the new one.
-fn enter_namespaces(plan: &Plan, caller: Caller) -> Result<()> {
+pub fn enter_namespaces(plan: &Plan, caller: Caller) -> Result<()> {
     if let UserNs::Join(path) = &plan.userns {
         setns(path, CloneFlags::CLONE_NEWUSER)?;
     }
@@ -170,27 +167,248 @@ fn setns(path: &Path, flag: CloneFlags) -> Result<()> {
     nix::sched::setns(fd, flag).map_err(|e| Error::sys("join namespace", what(), e))
 }
 
+/// What the container side talks to, when it is parked rather than run in
+/// place.
+#[derive(Default)]
+pub struct ContainerCtx {
+    /// State JSON for createContainer/startContainer hooks.
+    pub state: Vec<u8>,
+    /// The sync socket to the runtime (sync point 3).
+    pub sync: Option<OwnedFd>,
+    /// The bundle directory and the FIFO's name in it: opened through the
+    /// directory fd because pivot_root hides the host path.
+    pub fifo: Option<(OwnedFd, OsString)>,
+    /// Set once parked: errors after that go to `start` through the FIFO.
+    pub parked: Option<OwnedFd>,
+    /// The connected `--console-socket`.
+    pub console: Option<OwnedFd>,
+}
+
 /// The container side, top to bottom. `before_exec` runs once the
-/// container is complete (the pid file is written there).
-fn setup_container(
+/// container is complete (the in-place pid file is written there).
+pub fn container_main(
     plan: &Plan,
     seccomp: Option<libseccomp::ScmpFilterContext>,
+    ctx: &mut ContainerCtx,
     before_exec: impl FnOnce() -> Result<()>,
 ) -> Result<Infallible> {
+    let spec_hooks = plan.spec.hooks().clone().unwrap_or_default();
+    let state = if ctx.state.is_empty() {
+        in_place_state(plan)
+    } else {
+        std::mem::take(&mut ctx.state)
+    };
     rootfs::set_names(plan)?;
     let root = rootfs::prepare_root(plan)?;
     rootfs::mount_all(plan, &root)?;
     rootfs::create_devices(plan, &root)?;
     rootfs::ensure_cwd(plan, &root)?;
+    hooks::run(
+        "createContainer",
+        spec_hooks.create_container().as_deref().unwrap_or_default(),
+        &state,
+    )?;
     drop(root);
     rootfs::pivot_root(&plan.rootfs)?;
     rootfs::finish(plan)?;
+    if let Some(sock) = ctx.console.take() {
+        crate::console::setup(sock, plan.process.console_size)?;
+    }
+    if let Some(sync) = &ctx.sync {
+        send(sync, b"R")?;
+    }
+    if let Some((dir, name)) = ctx.fifo.take() {
+        ctx.parked = Some(park(&dir, &name)?);
+    }
+    hooks::run(
+        "startContainer",
+        spec_hooks.start_container().as_deref().unwrap_or_default(),
+        &state,
+    )?;
     before_exec()?;
     process::finalize(&plan.process, seccomp)
 }
 
-/// Signals the waiter passes on to the container, as runc's signal proxy.
-const FORWARDED: &[Signal] = &[
+fn in_place_state(plan: &Plan) -> Vec<u8> {
+    let annotations = plan.spec.annotations().clone().unwrap_or_default();
+    hooks::state_json(
+        &plan.id,
+        "creating",
+        Some(nix::unistd::getpid().as_raw()),
+        &plan.bundle,
+        &annotations,
+    )
+}
+
+/// Block until `start` opens the FIFO for reading, then say we are here.
+/// The write end stays open (close-on-exec): `start` sees it close when the
+/// program has been exec'd, or reads an error record if we fail first.
+fn park(dir: &OwnedFd, name: &OsString) -> Result<OwnedFd> {
+    let fd = nix::fcntl::openat(
+        dir.as_fd(),
+        name.as_os_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("start", format!("open the start FIFO {name:?}"), e))?;
+    sys::write_all(&fd, b"0").map_err(|e| Error::sys("start", "write the start FIFO", e))?;
+    Ok(fd)
+}
+
+/// One message on the SOCK_SEQPACKET sync socket.
+pub fn send(sock: &OwnedFd, msg: &[u8]) -> Result<()> {
+    nix::sys::socket::send(
+        std::os::fd::AsRawFd::as_raw_fd(sock),
+        msg,
+        MsgFlags::MSG_NOSIGNAL,
+    )
+    .map(drop)
+    .map_err(|e| Error::sys("create", "sync socket send", e))
+}
+
+/// Receive one message; `None` on EOF (the peer died or exec'd).
+pub fn recv(sock: &OwnedFd) -> Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(sock),
+            &mut buf,
+            MsgFlags::empty(),
+        ) {
+            Ok(0) => return Ok(None),
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("create", "sync socket recv", e)),
+        }
+    }
+}
+
+pub fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
+    nix::sys::socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("create", "socketpair", e))
+}
+
+/// Everything the forked container process needs.
+pub struct Spawn {
+    pub sync: OwnedFd,
+    pub fifo: Option<(OwnedFd, OsString)>,
+    pub console: Option<OwnedFd>,
+    /// Restore this signal mask before anything else (the runtime blocks
+    /// signals it forwards).
+    pub sigmask: Option<SigSet>,
+}
+
+/// The forked container process: namespaces, then sync point 1, then the
+/// container side. Never returns; errors go to the runtime (or to `start`
+/// once parked) as a fixed record.
+pub fn child_main(plan: &Plan, seccomp: Option<libseccomp::ScmpFilterContext>, spawn: Spawn) -> ! {
+    if let Some(mask) = &spawn.sigmask {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None);
+    }
+    let mut ctx = ContainerCtx {
+        sync: Some(spawn.sync),
+        fifo: spawn.fifo,
+        console: spawn.console,
+        ..Default::default()
+    };
+    let res = child_steps(plan, seccomp, &mut ctx);
+    let e = match res {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    let mut record = b"E".to_vec();
+    record.extend(e.encode());
+    if let Some(fifo) = &ctx.parked {
+        let _ = sys::write_all(fifo, &record[1..]);
+    } else if let Some(sync) = &ctx.sync {
+        let _ = send(sync, &record);
+    }
+    // SAFETY: leave without running the runtime's destructors.
+    unsafe { libc::_exit(1) }
+}
+
+fn child_steps(
+    plan: &Plan,
+    seccomp: Option<libseccomp::ScmpFilterContext>,
+    ctx: &mut ContainerCtx,
+) -> Result<Infallible> {
+    cgroups::apply(plan)?;
+    process::prepare_outside(&plan.process)?;
+    enter_namespaces(plan, Caller::current())?;
+    let sync = ctx
+        .sync
+        .as_ref()
+        .expect("parked containers have a sync socket");
+    if plan.create.contains(CloneFlags::CLONE_NEWPID) {
+        // unshare(CLONE_NEWPID) applies to children: the container process
+        // is our child, PID 1 of the new namespace. We report its PID and
+        // leave; it is re-parented to the nearest subreaper (the client).
+        // SAFETY: single-threaded.
+        match unsafe { nix::unistd::fork() }
+            .map_err(|e| Error::sys("fork", "PID 1 of the new PID namespace", e))?
+        {
+            ForkResult::Parent { child } => {
+                send(sync, &sync_pid(child))?;
+                // SAFETY: leave without the runtime's destructors.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Child => {}
+        }
+    } else {
+        send(sync, &sync_pid(nix::unistd::getpid()))?;
+    }
+    // Sync point 2: the runtime ran prestart/createRuntime and sends the state.
+    match recv(sync)? {
+        Some(msg) if msg.first() == Some(&b'G') => ctx.state = msg[1..].to_vec(),
+        _ => {
+            return Err(Error::invalid(
+                "create",
+                "the runtime went away during setup",
+            ));
+        }
+    }
+    container_main(plan, seccomp, ctx, || Ok(()))
+}
+
+fn sync_pid(pid: Pid) -> Vec<u8> {
+    let mut m = b"P".to_vec();
+    m.extend(pid.as_raw().to_le_bytes());
+    m
+}
+
+/// Parse a sync message from the container: `P` + PID, `R`, `E` + record.
+pub enum Sync {
+    Pid(i32),
+    Ready,
+}
+
+pub fn expect_sync(msg: Option<Vec<u8>>) -> Result<Sync> {
+    let msg =
+        msg.ok_or_else(|| Error::invalid("create", "the container process exited during setup"))?;
+    match msg.first() {
+        Some(b'P') if msg.len() == 5 => Ok(Sync::Pid(i32::from_le_bytes(
+            msg[1..5].try_into().expect("4 bytes"),
+        ))),
+        Some(b'R') => Ok(Sync::Ready),
+        Some(b'E') => Err(Error::decode(&msg[1..])
+            .unwrap_or_else(|| Error::invalid("create", "malformed error record"))),
+        _ => Err(Error::invalid(
+            "create",
+            "unexpected message from the container process",
+        )),
+    }
+}
+
+/// Signals a waiting `run` passes on to the container, as runc's proxy.
+pub const FORWARDED: &[Signal] = &[
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,
@@ -203,65 +421,33 @@ const FORWARDED: &[Signal] = &[
     Signal::SIGALRM,
 ];
 
-/// Fork the PID 1 of the new PID namespace, report its setup error if it
-/// had one, else forward signals until it exits and return its status.
-fn spawn_and_wait(
-    plan: &Plan,
-    seccomp: Option<libseccomp::ScmpFilterContext>,
-    pid_file: Option<&PidFile>,
-) -> Result<i32> {
+/// Block the forwarded signals (and SIGCHLD) before forking, so none is
+/// lost between fork and wait. Returns the set and the old mask.
+pub fn block_forwarded() -> Result<(SigSet, SigSet)> {
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(*s);
     }
     set.add(Signal::SIGCHLD);
-    // Blocked before the fork so no signal is lost between fork and wait.
     let mut old = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
         .map_err(|e| Error::sys("fork", "sigprocmask", e))?;
-    let (err_r, err_w) = sys::pipe("fork")?;
-    // SAFETY: single-threaded.
-    match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork", "container process", e))? {
-        ForkResult::Child => {
-            drop(err_r);
-            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-            // Die with the waiter rather than outlive it unobserved.
-            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-            let e = match setup_container(plan, seccomp, || Ok(())) {
-                Err(e) => e,
-                Ok(never) => match never {},
-            };
-            let _ = sys::write_all(&err_w, &e.encode());
-            // SAFETY: leave without running the parent's destructors.
-            unsafe { libc::_exit(1) }
-        }
-        ForkResult::Parent { child } => {
-            drop(err_w);
-            drop(seccomp);
-            // EOF without a record: the program was exec'd (the pipe is CLOEXEC).
-            let record =
-                sys::read_to_end(&err_r).map_err(|e| Error::sys("wait", "read setup status", e))?;
-            if !record.is_empty() {
-                let _ = nix::sys::wait::waitpid(child, None);
-                return Err(Error::decode(&record)
-                    .unwrap_or_else(|| Error::invalid("container", "malformed error record")));
-            }
-            if let Some(f) = pid_file {
-                f.write(child)?;
-            }
-            wait_forwarding(child, &set)
-        }
-    }
+    Ok((set, old))
 }
 
-fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
+/// Wait for `child` (our child or re-parented to us as subreaper), passing
+/// on forwarded signals. Returns its exit code, 128+N for signal N.
+pub fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
     loop {
-        match nix::sys::wait::waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("wait", format!("waitpid {child}"), e)),
+        // Reap whatever else was re-parented to us (the intermediate
+        // process, orphans of the container) without blocking.
+        loop {
+            match nix::sys::wait::waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p == child => return Ok(code),
+                Ok(WaitStatus::Signaled(p, sig, _)) if p == child => return Ok(128 + sig as i32),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
         }
         match set.wait() {
             Ok(Signal::SIGCHLD) | Err(_) => {}

@@ -6,11 +6,15 @@
 
 pub mod cgroups;
 pub mod cli;
+pub mod console;
 pub mod error;
+pub mod hooks;
 pub mod launch;
+pub mod lifecycle;
 pub mod log;
 pub mod plan;
 pub mod process;
+pub mod record;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;

@@ -24,7 +24,7 @@ fn sink() -> &'static Sink {
 
 /// Seconds since the epoch as an RFC 3339 UTC time (runc's `time` field),
 /// without pulling in a date crate for one line.
-fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

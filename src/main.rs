@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use husk::cli::{Cli, Command};
-use husk::{Error, launch, log};
+use husk::{Error, launch, lifecycle, log};
 
 fn main() {
     let cli = Cli::parse();
@@ -27,15 +27,88 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         b.resolve()
             .map_err(|e| Error::io("parse arguments", "--bundle", &e))
     };
+    let root = husk::record::state_root(cli.root.as_deref());
+    let print = |s: String| {
+        print!("{s}");
+        if !s.ends_with('\n') {
+            println!();
+        }
+        0
+    };
     match cli.command {
         Command::Spec {
             rootless,
             bundle: b,
         } => husk::spec::write_spec(&bundle(&b)?, rootless).map(|()| 0),
-        Command::Run(args) => launch::run(&launch::RunOptions {
-            id: args.id.clone(),
-            bundle: bundle(&args.bundle)?,
-            pid_file: args.pid_file.clone(),
-        }),
+        Command::Run(args) => {
+            let opts = create_options(root, &args, bundle(&args.bundle)?);
+            run(&opts)
+        }
+        Command::Create(args) => {
+            let opts = create_options(root, &args, bundle(&args.bundle)?);
+            lifecycle::create(&opts).map(|()| 0)
+        }
+        Command::Start(a) => {
+            lifecycle::start(&root, &a.id, a.bundle.given().as_deref()).map(|()| 0)
+        }
+        Command::State(a) => lifecycle::state(&root, &a.id, a.bundle.given().as_deref()).map(print),
+        Command::Kill(a) => lifecycle::kill(
+            &root,
+            &a.id,
+            a.bundle.given().as_deref(),
+            a.signal.as_deref(),
+            a.all,
+        )
+        .map(|()| 0),
+        Command::Delete(a) => {
+            lifecycle::delete(&root, &a.id, a.bundle.given().as_deref(), a.force).map(|()| 0)
+        }
+        Command::List(a) => lifecycle::list(&root, a.quiet, a.format == "json").map(print),
+        Command::Ps(a) => lifecycle::ps(
+            &root,
+            &a.id,
+            a.bundle.given().as_deref(),
+            a.format == "json",
+        )
+        .map(print),
     }
+}
+
+fn create_options(
+    root: std::path::PathBuf,
+    args: &husk::cli::RunArgs,
+    bundle: std::path::PathBuf,
+) -> lifecycle::CreateOptions {
+    // The stateless extension: an absolute bundle path may be the ID.
+    lifecycle::CreateOptions {
+        root,
+        id: args.id.clone(),
+        bundle,
+        pid_file: args.pid_file.clone(),
+        console_socket: args.console_socket.clone(),
+        preserve_fds: args.preserve_fds,
+    }
+}
+
+/// `husk run`: in place when it can (no PID namespace, no hooks), else
+/// create + start + wait + delete.
+fn run(opts: &lifecycle::CreateOptions) -> Result<i32, Error> {
+    let caller = husk::plan::Caller::current();
+    let spec = husk::plan::load_config(&opts.bundle)?;
+    let mut plan = husk::plan::Plan::build(&opts.id, &opts.bundle, spec, caller)?;
+    plan.process.preserve_fds = opts.preserve_fds;
+    if !launch::runs_in_place(&plan) {
+        return lifecycle::run(opts);
+    }
+    let seccomp = plan
+        .seccomp
+        .as_ref()
+        .map(husk::seccomp::compile)
+        .transpose()?;
+    let pid_file = opts
+        .pid_file
+        .as_deref()
+        .map(launch::PidFile::open)
+        .transpose()?;
+    match launch::run_in_place(&plan, seccomp, pid_file)? {}
 }

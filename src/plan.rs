@@ -145,6 +145,9 @@ pub struct ProcessPlan {
     pub caps: Option<oci_spec::runtime::LinuxCapabilities>,
     pub oom_score_adj: Option<i32>,
     pub terminal: bool,
+    pub console_size: Option<(u16, u16)>,
+    /// `--preserve-fds N`: fds 3..3+N reach the program.
+    pub preserve_fds: i32,
 }
 
 /// Everything `husk` will do, decided before doing any of it.
@@ -668,6 +671,13 @@ fn plan_process(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
         caps: p.capabilities().clone(),
         oom_score_adj: p.oom_score_adj(),
         terminal: p.terminal().unwrap_or(false),
+        console_size: p.console_size().map(|b| {
+            (
+                b.height().min(u16::MAX as u64) as u16,
+                b.width().min(u16::MAX as u64) as u16,
+            )
+        }),
+        preserve_fds: 0,
     })
 }
 

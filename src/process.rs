@@ -159,7 +159,7 @@ pub fn finalize(
             .map_err(|e| Error::sys("no_new_privs", "PR_SET_NO_NEW_PRIVS", e))?;
     }
     let program = find_program(p)?;
-    sys::cloexec_from(3)?;
+    sys::cloexec_from(3 + p.preserve_fds)?;
     if let Some(f) = seccomp {
         // Last, so the filter governs the program, not our setup.
         crate::seccomp::load(&f)?;

@@ -31,6 +31,22 @@ pub const ALL: &[&str] = &[
     "pid file",
     "spec",
     "resources",
+    "locate",
+    "record",
+    "create",
+    "start",
+    "kill",
+    "delete",
+    "console",
+    "exec process",
+    "prestart hook",
+    "createRuntime hook",
+    "createContainer hook",
+    "startContainer hook",
+    "poststart hook",
+    "poststop hook",
+    "hook",
+    "console socket",
 ];
 
 /// Map a step name read from a record back to its static string.
