@@ -144,7 +144,17 @@ pub fn finalize(
         set(CapSet::Permitted, &cap_set(c.permitted(), &supported))?;
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| Error::invalid("capabilities", format!("clear ambient: {e}")))?;
+        // The kernel only lets a capability into the ambient set when it is
+        // both permitted and inheritable. Clients (Buildah) list ambient
+        // capabilities without inheritable ones; runc skips those with a
+        // warning rather than failing, and so do we.
+        let inheritable = cap_set(c.inheritable(), &supported);
+        let permitted = cap_set(c.permitted(), &supported);
         for cap in cap_set(c.ambient(), &supported) {
+            if !(inheritable.contains(&cap) && permitted.contains(&cap)) {
+                crate::log::debug(&format!("ambient {cap} skipped: not both permitted and inheritable"));
+                continue;
+            }
             caps::raise(None, CapSet::Ambient, cap)
                 .map_err(|e| Error::invalid("capabilities", format!("raise ambient {cap}: {e}")))?;
         }
