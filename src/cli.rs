@@ -58,6 +58,55 @@ pub enum Command {
     List(ListArgs),
     /// List a container's processes
     Ps(PsArgs),
+    /// Run a process in a running container
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub bundle: BundleArg,
+    /// An OCI process JSON file describing the process
+    #[arg(long, short = 'p')]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-TTY
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// Do not wait for the process
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables
+    #[arg(long, short = 'e')]
+    pub env: Vec<String>,
+    /// UID[:GID]
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Accepted for runc compatibility
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Accepted for runc compatibility
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// Accepted for runc compatibility
+    #[arg(long = "apparmor")]
+    pub apparmor: Option<String>,
+    /// Accepted for runc compatibility
+    #[arg(long = "cap", short = 'c')]
+    pub cap: Vec<String>,
+    /// Container ID
+    pub id: String,
+    /// Command and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod console;
 pub mod error;
+pub mod exec;
 pub mod hooks;
 pub mod launch;
 pub mod lifecycle;

@@ -64,6 +64,21 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             lifecycle::delete(&root, &a.id, a.bundle.given().as_deref(), a.force).map(|()| 0)
         }
         Command::List(a) => lifecycle::list(&root, a.quiet, a.format == "json").map(print),
+        Command::Exec(a) => husk::exec::exec(&husk::exec::ExecOptions {
+            root,
+            id: a.id.clone(),
+            bundle: a.bundle.given(),
+            process: a.process.clone(),
+            args: a.args.clone(),
+            env: a.env.clone(),
+            cwd: a.cwd.clone(),
+            user: a.user.clone(),
+            tty: a.tty,
+            detach: a.detach,
+            pid_file: a.pid_file.clone(),
+            console_socket: a.console_socket.clone(),
+            preserve_fds: a.preserve_fds,
+        }),
         Command::Ps(a) => lifecycle::ps(
             &root,
             &a.id,

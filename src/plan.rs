@@ -628,7 +628,7 @@ fn plan_device(d: &LinuxDevice) -> Result<DeviceOp> {
     })
 }
 
-fn plan_process(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
+pub fn plan_process(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() || args[0].is_empty() {
         return Err(Error::invalid(STEP, "process.args is empty"));

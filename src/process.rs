@@ -152,7 +152,9 @@ pub fn finalize(
         let permitted = cap_set(c.permitted(), &supported);
         for cap in cap_set(c.ambient(), &supported) {
             if !(inheritable.contains(&cap) && permitted.contains(&cap)) {
-                crate::log::debug(&format!("ambient {cap} skipped: not both permitted and inheritable"));
+                crate::log::debug(&format!(
+                    "ambient {cap} skipped: not both permitted and inheritable"
+                ));
                 continue;
             }
             caps::raise(None, CapSet::Ambient, cap)
