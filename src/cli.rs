@@ -60,6 +60,8 @@ pub enum Command {
     Ps(PsArgs),
     /// Run a process in a running container
     Exec(ExecArgs),
+    /// Print the runtime-spec features JSON
+    Features,
 }
 
 #[derive(Debug, Args)]

@@ -28,11 +28,11 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             .map_err(|e| Error::io("parse arguments", "--bundle", &e))
     };
     let root = husk::record::state_root(cli.root.as_deref());
+    // A closed stdout (`husk list | head`) is not worth a panic.
     let print = |s: String| {
-        print!("{s}");
-        if !s.ends_with('\n') {
-            println!();
-        }
+        use std::io::Write;
+        let nl = if s.ends_with('\n') { "" } else { "\n" };
+        let _ = write!(std::io::stdout(), "{s}{nl}");
         0
     };
     match cli.command {
@@ -79,6 +79,9 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             console_socket: a.console_socket.clone(),
             preserve_fds: a.preserve_fds,
         }),
+        Command::Features => Ok(print(
+            serde_json::to_string_pretty(&husk::features::features()).expect("json"),
+        )),
         Command::Ps(a) => lifecycle::ps(
             &root,
             &a.id,

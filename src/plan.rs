@@ -477,52 +477,72 @@ fn container_paths(field: &str, paths: &Option<Vec<String>>) -> Result<Vec<PathB
         .collect()
 }
 
-/// Mount option names → flags, as runc's `mountPropagationMapping` and
-/// `flags` tables have them. `Some(true)` sets, `Some(false)` clears.
+use MsFlags as F;
+
+/// Mount option names → (set?, flag), as runc's `flags` table has them.
+/// `husk features` lists these names, so the table is the one truth.
+pub const MOUNT_OPTIONS: &[(&str, bool, MsFlags)] = &[
+    ("ro", true, F::MS_RDONLY),
+    ("rw", false, F::MS_RDONLY),
+    ("nosuid", true, F::MS_NOSUID),
+    ("suid", false, F::MS_NOSUID),
+    ("nodev", true, F::MS_NODEV),
+    ("dev", false, F::MS_NODEV),
+    ("noexec", true, F::MS_NOEXEC),
+    ("exec", false, F::MS_NOEXEC),
+    ("sync", true, F::MS_SYNCHRONOUS),
+    ("async", false, F::MS_SYNCHRONOUS),
+    ("dirsync", true, F::MS_DIRSYNC),
+    ("remount", true, F::MS_REMOUNT),
+    ("mand", true, F::MS_MANDLOCK),
+    ("nomand", false, F::MS_MANDLOCK),
+    ("atime", false, F::MS_NOATIME),
+    ("noatime", true, F::MS_NOATIME),
+    ("diratime", false, F::MS_NODIRATIME),
+    ("nodiratime", true, F::MS_NODIRATIME),
+    ("relatime", true, F::MS_RELATIME),
+    ("norelatime", false, F::MS_RELATIME),
+    ("strictatime", true, F::MS_STRICTATIME),
+    ("nostrictatime", false, F::MS_STRICTATIME),
+    (
+        "nosymfollow",
+        true,
+        F::from_bits_retain(libc::MS_NOSYMFOLLOW),
+    ),
+    (
+        "symfollow",
+        false,
+        F::from_bits_retain(libc::MS_NOSYMFOLLOW),
+    ),
+];
+
+/// Propagation option names → flags (runc's `mountPropagationMapping`).
+pub const PROPAGATION_OPTIONS: &[(&str, MsFlags)] = &[
+    ("private", F::MS_PRIVATE),
+    ("rprivate", F::MS_PRIVATE.union(F::MS_REC)),
+    ("shared", F::MS_SHARED),
+    ("rshared", F::MS_SHARED.union(F::MS_REC)),
+    ("slave", F::MS_SLAVE),
+    ("rslave", F::MS_SLAVE.union(F::MS_REC)),
+    ("unbindable", F::MS_UNBINDABLE),
+    ("runbindable", F::MS_UNBINDABLE.union(F::MS_REC)),
+];
+
+/// Options accepted for runc compatibility that change nothing here.
+pub const IGNORED_OPTIONS: &[&str] = &["bind", "rbind", "tmpcopyup", "defaults"];
+
 fn option_flag(opt: &str) -> Option<(bool, MsFlags)> {
-    use MsFlags as F;
-    Some(match opt {
-        "ro" => (true, F::MS_RDONLY),
-        "rw" => (false, F::MS_RDONLY),
-        "nosuid" => (true, F::MS_NOSUID),
-        "suid" => (false, F::MS_NOSUID),
-        "nodev" => (true, F::MS_NODEV),
-        "dev" => (false, F::MS_NODEV),
-        "noexec" => (true, F::MS_NOEXEC),
-        "exec" => (false, F::MS_NOEXEC),
-        "sync" => (true, F::MS_SYNCHRONOUS),
-        "async" => (false, F::MS_SYNCHRONOUS),
-        "dirsync" => (true, F::MS_DIRSYNC),
-        "remount" => (true, F::MS_REMOUNT),
-        "mand" => (true, F::MS_MANDLOCK),
-        "nomand" => (false, F::MS_MANDLOCK),
-        "atime" => (false, F::MS_NOATIME),
-        "noatime" => (true, F::MS_NOATIME),
-        "diratime" => (false, F::MS_NODIRATIME),
-        "nodiratime" => (true, F::MS_NODIRATIME),
-        "relatime" => (true, F::MS_RELATIME),
-        "norelatime" => (false, F::MS_RELATIME),
-        "strictatime" => (true, F::MS_STRICTATIME),
-        "nostrictatime" => (false, F::MS_STRICTATIME),
-        "nosymfollow" => (true, F::from_bits_retain(libc::MS_NOSYMFOLLOW)),
-        "symfollow" => (false, F::from_bits_retain(libc::MS_NOSYMFOLLOW)),
-        _ => return None,
-    })
+    MOUNT_OPTIONS
+        .iter()
+        .find(|(n, _, _)| *n == opt)
+        .map(|(_, set, f)| (*set, *f))
 }
 
 pub fn propagation_flag(opt: &str) -> Option<MsFlags> {
-    use MsFlags as F;
-    Some(match opt {
-        "private" => F::MS_PRIVATE,
-        "rprivate" => F::MS_PRIVATE | F::MS_REC,
-        "shared" => F::MS_SHARED,
-        "rshared" => F::MS_SHARED | F::MS_REC,
-        "slave" => F::MS_SLAVE,
-        "rslave" => F::MS_SLAVE | F::MS_REC,
-        "unbindable" => F::MS_UNBINDABLE,
-        "runbindable" => F::MS_UNBINDABLE | F::MS_REC,
-        _ => return None,
-    })
+    PROPAGATION_OPTIONS
+        .iter()
+        .find(|(n, _)| *n == opt)
+        .map(|(_, f)| *f)
 }
 
 fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountOp> {
