@@ -215,6 +215,9 @@ fn enter_and_exec(
     console: Option<std::os::fd::OwnedFd>,
     pid_w: std::os::fd::OwnedFd,
 ) -> Result<std::convert::Infallible> {
+    // Non-dumpable before joining: processes already in the container must
+    // not reach /proc/<us>/exe (CVE-2019-5736). execve resets it.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys(STEP, "PR_SET_DUMPABLE 0", e))?;
     nix::sched::setns(pidfd, flags).map_err(|e| Error::sys(STEP, format!("setns {flags:?}"), e))?;
     // setns(CLONE_NEWNS) moved us to the namespace's root; the container's
     // root is that root after its pivot_root.

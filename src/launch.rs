@@ -17,7 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::plan::{Caller, Plan, UserNs};
-use crate::{cgroups, hooks, process, rootfs, sys, userns};
+use crate::{cgroups, fault, hooks, process, rootfs, sys, userns};
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -125,6 +125,7 @@ pub fn run_in_place(
     process::prepare_outside(&plan.process)?;
     // 2. Namespaces: join, then the user namespace and its maps, then the rest.
     enter_namespaces(plan, Caller::current())?;
+    fault::point("container:namespaces");
     // 3–6. Root filesystem, process, exec: this process becomes the program.
     let mut ctx = ContainerCtx::default();
     let err = match container_main(plan, seccomp, &mut ctx, || {
@@ -157,7 +158,13 @@ pub fn enter_namespaces(plan: &Plan, caller: Caller) -> Result<()> {
         userns::unshare_in_process(maps, caller)?;
     }
     nix::sched::unshare(plan.create)
-        .map_err(|e| Error::sys("unshare", format!("{:?}", plan.create), e))
+        .map_err(|e| Error::sys("unshare", format!("{:?}", plan.create), e))?;
+    // From here on processes of the container may see us (a joined PID
+    // namespace, the parked window). Non-dumpable, /proc/<us>/exe and our
+    // memory are closed to them, so they cannot overwrite the husk binary
+    // (CVE-2019-5736). execve of the program makes it dumpable again. Set
+    // only now: a non-dumpable process could not write its own uid_map.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("unshare", "PR_SET_DUMPABLE 0", e))
 }
 
 fn setns(path: &Path, flag: CloneFlags) -> Result<()> {
@@ -177,7 +184,7 @@ pub struct ContainerCtx {
     pub sync: Option<OwnedFd>,
     /// The bundle directory and the FIFO's name in it: opened through the
     /// directory fd because pivot_root hides the host path.
-    pub fifo: Option<(OwnedFd, OsString)>,
+    pub fifo: Option<OwnedFd>,
     /// Set once parked: errors after that go to `start` through the FIFO.
     pub parked: Option<OwnedFd>,
     /// The connected `--console-socket`.
@@ -201,6 +208,7 @@ pub fn container_main(
     rootfs::set_names(plan)?;
     let root = rootfs::prepare_root(plan)?;
     rootfs::mount_all(plan, &root)?;
+    fault::point("container:mounted");
     rootfs::create_devices(plan, &root)?;
     rootfs::ensure_cwd(plan, &root)?;
     hooks::run(
@@ -210,6 +218,7 @@ pub fn container_main(
     )?;
     drop(root);
     rootfs::pivot_root(&plan.rootfs)?;
+    fault::point("container:pivoted");
     rootfs::finish(plan)?;
     if let Some(sock) = ctx.console.take() {
         crate::console::setup(sock, plan.process.console_size)?;
@@ -217,8 +226,8 @@ pub fn container_main(
     if let Some(sync) = &ctx.sync {
         send(sync, b"R")?;
     }
-    if let Some((dir, name)) = ctx.fifo.take() {
-        ctx.parked = Some(park(&dir, &name)?);
+    if let Some(fifo) = ctx.fifo.take() {
+        ctx.parked = Some(park(&fifo)?);
     }
     hooks::run(
         "startContainer",
@@ -241,16 +250,25 @@ fn in_place_state(plan: &Plan) -> Vec<u8> {
 }
 
 /// Block until `start` opens the FIFO for reading, then say we are here.
-/// The write end stays open (close-on-exec): `start` sees it close when the
-/// program has been exec'd, or reads an error record if we fail first.
-fn park(dir: &OwnedFd, name: &OsString) -> Result<OwnedFd> {
-    let fd = nix::fcntl::openat(
-        dir.as_fd(),
-        name.as_os_str(),
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::sys("start", format!("open the start FIFO {name:?}"), e))?;
+/// The FIFO is reopened through our O_PATH handle (runc's exec.fifo
+/// trick), so it is the same inode even after `start` unlinked the name,
+/// and no host path is needed after pivot_root. The write end stays open
+/// (close-on-exec): `start` sees it close when the program has been
+/// exec'd, or reads an error record if we fail first.
+fn park(fifo: &OwnedFd) -> Result<OwnedFd> {
+    let path = sys::fd_path(fifo);
+    let fd = nix::fcntl::open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(
+        |e| {
+            Error::sys(
+                "start",
+                format!(
+                    "reopen the start FIFO through {} (is /proc mounted?)",
+                    path.display()
+                ),
+                e,
+            )
+        },
+    )?;
     sys::write_all(&fd, b"0").map_err(|e| Error::sys("start", "write the start FIFO", e))?;
     Ok(fd)
 }
@@ -299,7 +317,7 @@ pub fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
 /// Everything the forked container process needs.
 pub struct Spawn {
     pub sync: OwnedFd,
-    pub fifo: Option<(OwnedFd, OsString)>,
+    pub fifo: Option<OwnedFd>,
     pub console: Option<OwnedFd>,
     /// Restore this signal mask before anything else (the runtime blocks
     /// signals it forwards).
@@ -343,28 +361,27 @@ fn child_steps(
     cgroups::apply(plan)?;
     process::prepare_outside(&plan.process)?;
     enter_namespaces(plan, Caller::current())?;
+    fault::point("container:namespaces");
     let sync = ctx
         .sync
         .as_ref()
         .expect("parked containers have a sync socket");
     if plan.create.contains(CloneFlags::CLONE_NEWPID) {
         // unshare(CLONE_NEWPID) applies to children: the container process
-        // is our child, PID 1 of the new namespace. We report its PID and
-        // leave; it is re-parented to the nearest subreaper (the client).
+        // is our child, PID 1 of the new namespace. We leave at once; it is
+        // re-parented to the nearest subreaper (the client).
         // SAFETY: single-threaded.
         match unsafe { nix::unistd::fork() }
             .map_err(|e| Error::sys("fork", "PID 1 of the new PID namespace", e))?
         {
-            ForkResult::Parent { child } => {
-                send(sync, &sync_pid(child))?;
-                // SAFETY: leave without the runtime's destructors.
-                unsafe { libc::_exit(0) }
-            }
+            // SAFETY: leave without the runtime's destructors.
+            ForkResult::Parent { .. } => unsafe { libc::_exit(0) },
             ForkResult::Child => {}
         }
-    } else {
-        send(sync, &sync_pid(nix::unistd::getpid()))?;
     }
+    // Sync point 1. We describe ourselves: being non-dumpable, our
+    // /proc/PID/ns links are closed to the runtime.
+    send(sync, &ProcessFacts::of_self()?.encode())?;
     // Sync point 2: the runtime ran prestart/createRuntime and sends the state.
     match recv(sync)? {
         Some(msg) if msg.first() == Some(&b'G') => ctx.state = msg[1..].to_vec(),
@@ -378,32 +395,83 @@ fn child_steps(
     container_main(plan, seccomp, ctx, || Ok(()))
 }
 
-fn sync_pid(pid: Pid) -> Vec<u8> {
-    let mut m = b"P".to_vec();
-    m.extend(pid.as_raw().to_le_bytes());
-    m
+/// What the container process reports at sync point 1: the facts the
+/// record needs, read by the process itself from the host's /proc (still
+/// mounted: this is before pivot_root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessFacts {
+    /// Host PID (what /proc/self names in the host's procfs).
+    pub pid: i32,
+    pub start_time: u64,
+    pub mnt_ns: u64,
+    pub pid_ns: u64,
 }
 
-/// Parse a sync message from the container: `P` + PID, `R`, `E` + record.
+impl ProcessFacts {
+    fn of_self() -> Result<Self> {
+        let err = |what: &str| {
+            Error::sys(
+                "create",
+                format!("read /proc/self/{what}"),
+                nix::errno::Errno::ESRCH,
+            )
+        };
+        let pid: i32 = std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str()?.parse().ok())
+            .ok_or_else(|| err("(link)"))?;
+        let (_, start_time) = crate::record::proc_stat(pid).ok_or_else(|| err("stat"))?;
+        let ino = |k: &str| {
+            std::fs::metadata(format!("/proc/self/ns/{k}"))
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .map_err(|_| err(&format!("ns/{k}")))
+        };
+        Ok(ProcessFacts {
+            pid,
+            start_time,
+            mnt_ns: ino("mnt")?,
+            pid_ns: ino("pid")?,
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut m = b"P".to_vec();
+        m.extend(self.pid.to_le_bytes());
+        m.extend(self.start_time.to_le_bytes());
+        m.extend(self.mnt_ns.to_le_bytes());
+        m.extend(self.pid_ns.to_le_bytes());
+        m
+    }
+
+    fn decode(m: &[u8]) -> Option<Self> {
+        let u64_at = |at: usize| Some(u64::from_le_bytes(m.get(at..at + 8)?.try_into().ok()?));
+        (m.len() == 29).then_some(())?;
+        Some(ProcessFacts {
+            pid: i32::from_le_bytes(m.get(1..5)?.try_into().ok()?),
+            start_time: u64_at(5)?,
+            mnt_ns: u64_at(13)?,
+            pid_ns: u64_at(21)?,
+        })
+    }
+}
+
+/// Parse a sync message from the container: `P` + facts, `R`, `E` + record.
 pub enum Sync {
-    Pid(i32),
+    Pid(ProcessFacts),
     Ready,
 }
 
 pub fn expect_sync(msg: Option<Vec<u8>>) -> Result<Sync> {
     let msg =
         msg.ok_or_else(|| Error::invalid("create", "the container process exited during setup"))?;
+    let malformed = || Error::invalid("create", "malformed message from the container process");
     match msg.first() {
-        Some(b'P') if msg.len() == 5 => Ok(Sync::Pid(i32::from_le_bytes(
-            msg[1..5].try_into().expect("4 bytes"),
-        ))),
+        Some(b'P') => ProcessFacts::decode(&msg)
+            .map(Sync::Pid)
+            .ok_or_else(malformed),
         Some(b'R') => Ok(Sync::Ready),
-        Some(b'E') => Err(Error::decode(&msg[1..])
-            .unwrap_or_else(|| Error::invalid("create", "malformed error record"))),
-        _ => Err(Error::invalid(
-            "create",
-            "unexpected message from the container process",
-        )),
+        Some(b'E') => Err(Error::decode(&msg[1..]).unwrap_or_else(malformed)),
+        _ => Err(malformed()),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod console;
 pub mod error;
 pub mod exec;
+pub mod fault;
 pub mod features;
 pub mod hooks;
 pub mod launch;

@@ -7,12 +7,11 @@ use crate::error::{Error, Result};
 use crate::launch::{self, PidFile, Spawn, Sync};
 use crate::plan::{Caller, Plan, UserNs, load_config};
 use crate::record::{self, Paths, Record, Status};
-use crate::{hooks, sys};
+use crate::{fault, hooks, sys};
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::{ForkResult, Pid};
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -178,6 +177,7 @@ pub fn create_container(
 
     // 2. The ID and the bundle files.
     guard.index = reserve(&paths, &opts.id)?;
+    fault::point("create:reserved");
     if let Ok(old) = record::read(&paths.record) {
         if record::status(&paths, &old) != Status::Stopped {
             return Err(Error::sys(
@@ -196,19 +196,15 @@ pub fn create_container(
     nix::unistd::mkfifo(&paths.fifo, Mode::from_bits_truncate(0o600))
         .map_err(|e| Error::sys("create", format!("mkfifo {}", paths.fifo.display()), e))?;
     guard.fifo = true;
+    fault::point("create:fifo");
     if caller.euid == 0
         && let Some((uid, gid)) = container_root_ids(&plan)
     {
         nix::unistd::chown(&paths.fifo, Some(uid.into()), Some(gid.into()))
             .map_err(|e| Error::sys("create", format!("chown {}", paths.fifo.display()), e))?;
     }
-    let bundle_dir = nix::fcntl::open(
-        &paths.bundle,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::sys("create", format!("open {}", paths.bundle.display()), e))?;
-    let fifo_name: OsString = paths.fifo.file_name().expect("has a name").into();
+    let fifo = nix::fcntl::open(&paths.fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::sys("create", format!("open {}", paths.fifo.display()), e))?;
     let console = match (&opts.console_socket, plan.process.terminal) {
         (Some(p), true) => Some(crate::console::connect(p)?),
         _ => None,
@@ -234,7 +230,7 @@ pub fn create_container(
                 seccomp,
                 Spawn {
                     sync: theirs,
-                    fifo: Some((bundle_dir, fifo_name)),
+                    fifo: Some(fifo),
                     console,
                     sigmask,
                 },
@@ -246,11 +242,13 @@ pub fn create_container(
     drop(console);
     drop(seccomp);
     guard.child = Some(child);
+    fault::point("create:forked");
 
     // Sync point 1: the namespaces exist and we know the container's PID.
-    let Sync::Pid(pid) = launch::expect_sync(launch::recv(&ours)?)? else {
+    let Sync::Pid(facts) = launch::expect_sync(launch::recv(&ours)?)? else {
         return Err(Error::invalid("create", "expected the container PID first"));
     };
+    let pid = facts.pid;
     guard.pidfd = Some(
         sys::pidfd_open(pid).map_err(|e| Error::sys("create", format!("pidfd_open {pid}"), e))?,
     );
@@ -261,9 +259,30 @@ pub fn create_container(
         guard.child = None;
     }
 
+    // The record goes down as soon as the PID is known: if `create` dies
+    // from here on, `delete --force` still finds and removes everything.
+    let rec = Record {
+        id: opts.id.clone(),
+        bundle: paths.bundle.clone(),
+        pid,
+        start_time: facts.start_time,
+        mnt_ns: facts.mnt_ns,
+        pid_ns: own_pidns.then_some(facts.pid_ns),
+        created: record::now(),
+        owner: caller.euid,
+        annotations: plan.spec.annotations().clone().unwrap_or_default(),
+    };
+    record::write(&paths.record, &rec)?;
+    guard.record = true;
     // Sync point 2: runtime-namespace hooks, then let the container go on.
-    let annotations = plan.spec.annotations().clone().unwrap_or_default();
-    let state = hooks::state_json(&opts.id, "creating", Some(pid), &paths.bundle, &annotations);
+    fault::point("create:recorded");
+    let state = hooks::state_json(
+        &opts.id,
+        "creating",
+        Some(pid),
+        &paths.bundle,
+        &rec.annotations,
+    );
     let spec_hooks = plan.spec.hooks().clone().unwrap_or_default();
     #[allow(deprecated)]
     hooks::run(
@@ -280,30 +299,13 @@ pub fn create_container(
     go.extend_from_slice(&state);
     launch::send(&ours, &go)?;
 
+    fault::point("create:released");
     // Sync point 3: the container is parked.
     match launch::expect_sync(launch::recv(&ours)?)? {
         Sync::Ready => {}
         Sync::Pid(_) => return Err(Error::invalid("create", "unexpected second PID")),
     }
-    let (_, start_time) = record::proc_stat(pid)
-        .ok_or_else(|| Error::sys("create", format!("read /proc/{pid}/stat"), Errno::ESRCH))?;
-    let ns = |kind| {
-        record::ns_inode(pid, kind)
-            .ok_or_else(|| Error::sys("create", format!("/proc/{pid}/ns/{kind}"), Errno::ESRCH))
-    };
-    let rec = Record {
-        id: opts.id.clone(),
-        bundle: paths.bundle.clone(),
-        pid,
-        start_time,
-        mnt_ns: ns("mnt")?,
-        pid_ns: if own_pidns { Some(ns("pid")?) } else { None },
-        created: record::now(),
-        owner: caller.euid,
-        annotations,
-    };
-    record::write(&paths.record, &rec)?;
-    guard.record = true;
+    fault::point("create:parked");
     if let Some(f) = &pid_file {
         f.write(Pid::from_raw(pid))?;
         guard.pid_file = opts.pid_file.clone();
@@ -312,6 +314,7 @@ pub fn create_container(
         // Not ours to reap: the client (a subreaper) will wait4() it.
         guard.child = None;
     }
+    fault::point("create:done");
     Ok(Created {
         paths,
         record: rec,
@@ -365,6 +368,10 @@ fn release(paths: &Paths, rec: &Record) -> Result<()> {
         Mode::empty(),
     )
     .map_err(|e| Error::sys("start", format!("open {}", paths.fifo.display()), e))?;
+    fault::point("start:opened");
+    // Opening released the parked process: from here on the status must
+    // never read `created` again, so the FIFO goes at once.
+    let _ = std::fs::remove_file(&paths.fifo);
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -400,8 +407,7 @@ fn release(paths: &Paths, rec: &Record) -> Result<()> {
             break;
         }
     }
-    // From here on the status is never `created` again.
-    let _ = std::fs::remove_file(&paths.fifo);
+    fault::point("start:released");
     match Error::decode(got.get(1..).unwrap_or_default()) {
         Some(e) => Err(e),
         None => Ok(()),
@@ -601,6 +607,7 @@ pub fn delete(root: &Path, id: &str, bundle: Option<&Path>, force: bool) -> Resu
         }
         _ => kill_all(&rec)?,
     }
+    fault::point("delete:killed");
     remove(&paths, &rec);
     Ok(())
 }
@@ -620,8 +627,10 @@ fn remove(paths: &Paths, rec: &Record) {
             crate::log::warn(&e.to_string());
         }
     }
+    fault::point("delete:hooks");
     let _ = std::fs::remove_file(&paths.fifo);
     let _ = std::fs::remove_file(&paths.record);
+    fault::point("delete:removed");
     if let Some(index) = &paths.index
         && std::fs::read_link(index).ok().as_deref() == Some(paths.bundle.as_path())
     {
@@ -637,7 +646,10 @@ pub fn run(opts: &CreateOptions) -> Result<i32> {
     c.guard.armed = false;
     let res = release(&c.paths, &c.record).map(|()| poststart(&c.paths, &c.record));
     let code = match res {
-        Ok(()) => launch::wait_forwarding(Pid::from_raw(c.record.pid), &set),
+        Ok(()) => {
+            fault::point("run:waiting");
+            launch::wait_forwarding(Pid::from_raw(c.record.pid), &set)
+        }
         Err(e) => Err(e),
     };
     let _ = kill_all(&c.record);
