@@ -109,9 +109,12 @@ impl PidFile {
 }
 
 /// Whether `run` can become the program in place: no PID namespace (which
-/// needs a fork) and no hooks (which need a runtime-side process).
+/// needs a fork), no hooks (which need a runtime-side process) and no new
+/// terminal (setsid needs a process that is not a group leader).
 pub fn runs_in_place(plan: &Plan) -> bool {
-    !plan.create.contains(CloneFlags::CLONE_NEWPID) && plan.spec.hooks().is_none()
+    !plan.create.contains(CloneFlags::CLONE_NEWPID)
+        && plan.spec.hooks().is_none()
+        && !plan.process.terminal
 }
 
 /// `husk run` in place: never returns on success.
@@ -229,13 +232,28 @@ pub fn container_main(
     if let Some(fifo) = ctx.fifo.take() {
         ctx.parked = Some(park(&fifo)?);
     }
-    hooks::run(
-        "startContainer",
-        spec_hooks.start_container().as_deref().unwrap_or_default(),
-        &state,
-    )?;
+    let start_hooks = spec_hooks.start_container().as_deref().unwrap_or_default();
+    if !start_hooks.is_empty() {
+        // `start` was called: the container is `created` now (runc's value).
+        hooks::run(
+            "startContainer",
+            start_hooks,
+            &with_status(&state, "created"),
+        )?;
+    }
     before_exec()?;
     process::finalize(&plan.process, seccomp)
+}
+
+/// The same state JSON with another status.
+fn with_status(state: &[u8], status: &str) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(state) {
+        Ok(mut v) => {
+            v["status"] = status.into();
+            v.to_string().into_bytes()
+        }
+        Err(_) => state.to_vec(),
+    }
 }
 
 fn in_place_state(plan: &Plan) -> Vec<u8> {

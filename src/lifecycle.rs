@@ -80,9 +80,41 @@ pub struct Created {
     guard: Guard,
 }
 
+/// Plan a container for `create` or `run` (`for_run`): the config plus the
+/// command line's say.
+pub fn prepare(opts: &CreateOptions, for_run: bool) -> Result<Plan> {
+    if record::is_path_id(&opts.id) && Path::new(&opts.id) != opts.bundle {
+        return Err(Error::invalid(
+            "create",
+            format!(
+                "ID {:?} is a path but not the bundle {}",
+                opts.id,
+                opts.bundle.display()
+            ),
+        ));
+    }
+    let spec = load_config(&opts.bundle)?;
+    let mut plan = Plan::build(&opts.id, &opts.bundle, spec, Caller::current())?;
+    plan.process.preserve_fds = opts.preserve_fds;
+    if plan.process.terminal && opts.console_socket.is_none() {
+        // runc's `run` would proxy a pty of its own; a process that execs
+        // in place cannot, so a foreground run on a terminal hands the
+        // program the caller's terminal itself (as ch-run does).
+        if for_run && nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+            plan.process.terminal = false;
+        } else {
+            return Err(Error::invalid(
+                "create",
+                "process.terminal is true but there is no --console-socket (and stdin is not a terminal to hand over)",
+            ));
+        }
+    }
+    Ok(plan)
+}
+
 /// `husk create`.
 pub fn create(opts: &CreateOptions) -> Result<()> {
-    let mut c = create_container(opts, false, None)?;
+    let mut c = create_container(opts, prepare(opts, false)?, false, None)?;
     c.guard.armed = false;
     Ok(())
 }
@@ -133,35 +165,17 @@ fn container_root_ids(plan: &Plan) -> Option<(u32, u32)> {
 /// record and the pid file. With `sigmask`, the child restores it (run).
 pub fn create_container(
     opts: &CreateOptions,
+    plan: Plan,
     subreaper: bool,
     sigmask: Option<nix::sys::signal::SigSet>,
 ) -> Result<Created> {
     // 1. Plan: everything validated before anything changes.
     let caller = Caller::current();
-    if record::is_path_id(&opts.id) && Path::new(&opts.id) != opts.bundle {
-        return Err(Error::invalid(
-            "create",
-            format!(
-                "ID {:?} is a path but not the bundle {}",
-                opts.id,
-                opts.bundle.display()
-            ),
-        ));
-    }
-    let spec = load_config(&opts.bundle)?;
-    let mut plan = Plan::build(&opts.id, &opts.bundle, spec, caller)?;
-    plan.process.preserve_fds = opts.preserve_fds;
     let seccomp = plan
         .seccomp
         .as_ref()
         .map(crate::seccomp::compile)
         .transpose()?;
-    if plan.process.terminal && opts.console_socket.is_none() {
-        return Err(Error::invalid(
-            "create",
-            "process.terminal is true but no --console-socket was given",
-        ));
-    }
     let pid_file = opts.pid_file.as_deref().map(PidFile::open).transpose()?;
     let paths = Paths::new(&opts.root, &opts.id, &opts.bundle);
     let mut guard = Guard {
@@ -640,9 +654,9 @@ fn remove(paths: &Paths, rec: &Record) {
 
 /// `husk run` when it cannot become the program in place: create, start,
 /// wait with signal forwarding, delete — runc's `run`.
-pub fn run(opts: &CreateOptions) -> Result<i32> {
+pub fn run(opts: &CreateOptions, plan: Plan) -> Result<i32> {
     let (set, old) = launch::block_forwarded()?;
-    let mut c = create_container(opts, true, Some(old))?;
+    let mut c = create_container(opts, plan, true, Some(old))?;
     c.guard.armed = false;
     let res = release(&c.paths, &c.record).map(|()| poststart(&c.paths, &c.record));
     let code = match res {

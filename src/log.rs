@@ -12,14 +12,36 @@ pub struct Sink {
     pub debug: bool,
 }
 
-static SINK: OnceLock<Sink> = OnceLock::new();
+/// The sink with the log file opened once, up front: the container side
+/// logs after pivot_root, when the host path no longer resolves. The fd is
+/// close-on-exec (std opens with O_CLOEXEC), so the program never gets it.
+struct Open {
+    sink: Sink,
+    file: Option<std::fs::File>,
+}
+
+static SINK: OnceLock<Open> = OnceLock::new();
 
 pub fn init(sink: Sink) {
-    let _ = SINK.set(sink);
+    let file = sink.file.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
+    let _ = SINK.set(Open { sink, file });
+}
+
+fn open() -> &'static Open {
+    SINK.get_or_init(|| Open {
+        sink: Sink::default(),
+        file: None,
+    })
 }
 
 fn sink() -> &'static Sink {
-    SINK.get_or_init(Sink::default)
+    &open().sink
 }
 
 /// Seconds since the epoch as an RFC 3339 UTC time (runc's `time` field),
@@ -49,18 +71,15 @@ pub fn now_rfc3339() -> String {
 
 fn emit(level: &str, msg: &str, to_stderr: bool) {
     let s = sink();
-    if let Some(path) = &s.file {
+    if s.file.is_some() {
         let line = if s.json {
             serde_json::json!({"level": level, "msg": msg, "time": now_rfc3339()}).to_string()
         } else {
             format!("time=\"{}\" level={level} msg={msg:?}", now_rfc3339())
         };
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = writeln!(f, "{line}");
+        if let Some(mut f) = open().file.as_ref() {
+            // One write per line: O_APPEND keeps concurrent writers' lines whole.
+            let _ = f.write_all(format!("{line}\n").as_bytes());
         }
         return;
     }

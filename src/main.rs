@@ -111,12 +111,9 @@ fn create_options(
 /// `husk run`: in place when it can (no PID namespace, no hooks), else
 /// create + start + wait + delete.
 fn run(opts: &lifecycle::CreateOptions) -> Result<i32, Error> {
-    let caller = husk::plan::Caller::current();
-    let spec = husk::plan::load_config(&opts.bundle)?;
-    let mut plan = husk::plan::Plan::build(&opts.id, &opts.bundle, spec, caller)?;
-    plan.process.preserve_fds = opts.preserve_fds;
+    let plan = lifecycle::prepare(opts, true)?;
     if !launch::runs_in_place(&plan) {
-        return lifecycle::run(opts);
+        return lifecycle::run(opts, plan);
     }
     let seccomp = plan
         .seccomp

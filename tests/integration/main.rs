@@ -8,10 +8,14 @@
 mod common;
 
 mod bad_input;
+mod clients;
 mod devices;
+mod hooks;
 mod lifecycle;
+mod lifecycle_oci;
 mod linux;
 mod mounts;
 mod namespaces;
 mod privilege;
 mod process;
+mod terminal;

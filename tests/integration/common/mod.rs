@@ -918,3 +918,91 @@ macro_rules! both {
         }
     };
 }
+
+/// Run `cmd` (in its own process group) to completion, with `stdin` (or
+/// /dev/null) as its input and its stdout and stderr going to fresh files,
+/// so a process that keeps them open (a container parked by `husk create`, a
+/// daemon) cannot stall the test. After `timeout` the group is killed and
+/// the outcome has code -1 and a note at the end of stderr.
+pub fn run_timeout(cmd: &mut Command, stdin: Option<&str>, timeout: Duration) -> Outcome {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = harness().base.join("out");
+    mkdir_mode(&dir, 0o755);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let (out, err) = (dir.join(format!("{n}.out")), dir.join(format!("{n}.err")));
+    run_timeout_to(cmd, stdin, timeout, &out, &err)
+}
+
+/// `run_timeout` with stdout and stderr going to the files `out` and `err`
+/// (created or truncated), which keep whatever a left-behind process writes
+/// later.
+pub fn run_timeout_to(
+    cmd: &mut Command,
+    stdin: Option<&str>,
+    timeout: Duration,
+    out: &Path,
+    err: &Path,
+) -> Outcome {
+    let file = |p: &Path| fs::File::create(p).unwrap_or_else(|e| panic!("create {p:?}: {e}"));
+    cmd.process_group(0)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(file(out))
+        .stderr(file(err));
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        let text = text.to_string();
+        // A thread, so a program that never reads cannot block us.
+        std::thread::spawn(move || pipe.write_all(text.as_bytes()));
+    }
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap());
+        }
+        if started.elapsed() > timeout {
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |p: &Path| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned();
+    let mut stderr = read(err);
+    if code == -1 {
+        stderr.push_str(&format!("\n<killed: {cmd:?} timed out after {timeout:?}>"));
+    }
+    Outcome {
+        code,
+        stdout: read(out),
+        stderr,
+    }
+}
+
+/// Host processes (other than this test binary) whose command line or
+/// environment contains `mark`, as (PID, command line). Zombies have
+/// neither, so they never match. End marks with a delimiter (`...-end`) so
+/// that one test's mark is never a prefix of another's.
+pub fn marked_processes(mark: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let has = |hay: &[u8]| hay.windows(mark.len()).any(|w| w == mark.as_bytes());
+    pids()
+        .into_iter()
+        .filter(|pid| *pid != me)
+        .filter_map(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            (has(&cmdline) || has(&environ)).then(|| {
+                let args = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty());
+                let args: Vec<_> = args.map(String::from_utf8_lossy).collect();
+                (pid, args.join(" "))
+            })
+        })
+        .collect()
+}
