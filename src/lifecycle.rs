@@ -126,8 +126,15 @@ fn reserve(paths: &Paths, id: &str) -> Result<bool> {
         return Ok(false);
     };
     let root = index.parent().expect("index lives in the root");
-    std::fs::create_dir_all(root)
-        .map_err(|e| Error::io("create", format!("state root {}", root.display()), &e))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| Error::io("create", format!("state root {}", root.display()), &e))?;
+    }
+    record::check_private_dir(root)?;
     match std::os::unix::fs::symlink(&paths.bundle, index) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::sys(
@@ -190,6 +197,7 @@ pub fn create_container(
     };
 
     // 2. The ID and the bundle files.
+    record::check_private_dir(&paths.bundle)?;
     guard.index = reserve(&paths, &opts.id)?;
     fault::point("create:reserved");
     if let Ok(old) = record::read(&paths.record) {

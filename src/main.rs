@@ -5,6 +5,13 @@ use husk::cli::{Cli, Command};
 use husk::{Error, launch, lifecycle, log};
 
 fn main() {
+    // A setuid husk would hand every user root's view of the kernel: refuse.
+    if nix::unistd::getuid() != nix::unistd::geteuid()
+        || nix::unistd::getgid() != nix::unistd::getegid()
+    {
+        eprintln!("husk: refusing to run setuid or setgid: run it as the user you are");
+        std::process::exit(1);
+    }
     let cli = Cli::parse();
     log::init(log::Sink {
         file: cli.log.clone(),

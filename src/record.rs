@@ -166,6 +166,22 @@ pub fn read(path: &Path) -> Result<Record> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| Error::io("record", path.display().to_string(), &e))?;
+    // A record someone else wrote could point us at their choice of PID.
+    let owner = f
+        .metadata()
+        .map_err(|e| Error::io("record", path.display().to_string(), &e))?
+        .uid();
+    let me = nix::unistd::geteuid().as_raw();
+    if owner != me && me != 0 {
+        return Err(Error::sys(
+            "record",
+            format!(
+                "{} is owned by UID {owner}, not by the caller (UID {me})",
+                path.display()
+            ),
+            Errno::EPERM,
+        ));
+    }
     let mut buf = Vec::new();
     f.by_ref()
         .take(1 << 20)
@@ -173,6 +189,27 @@ pub fn read(path: &Path) -> Result<Record> {
         .map_err(|e| Error::io("record", path.display().to_string(), &e))?;
     serde_json::from_slice(&buf)
         .map_err(|e| Error::invalid("record", format!("{}: {e}", path.display())))
+}
+
+/// Refuse to keep records where another user could replace them: a bundle
+/// (or state root) writable by others.
+pub fn check_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(dir).map_err(|e| Error::io("record", dir.display().to_string(), &e))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o002 != 0 {
+        return Err(Error::sys(
+            "record",
+            format!(
+                "{} is writable by other users (mode {:o}): refusing to keep container records there",
+                dir.display(),
+                mode & 0o7777
+            ),
+            Errno::EPERM,
+        ));
+    }
+    Ok(())
 }
 
 /// Write a record atomically (temp file + rename), never through a symlink.
