@@ -510,6 +510,9 @@ fn members(rec: &Record) -> Vec<i32> {
     let mut pids = vec![];
     if record::alive(rec) {
         pids.push(rec.pid);
+    } else if rec.pid_ns.is_some() {
+        // Its init is gone, so is every process of the PID namespace.
+        return pids;
     }
     pids.extend(record::scan(rec).into_iter().filter(|p| *p != rec.pid));
     pids
@@ -572,6 +575,22 @@ pub fn kill(
 /// SIGKILL every process of the container until none is left (a shell
 /// loop may fork while we scan), waiting for each to be gone.
 fn kill_all(rec: &Record) -> Result<()> {
+    if rec.pid_ns.is_some() {
+        // The kernel SIGKILLs every process of a PID namespace when its
+        // init dies, and init only finishes dying once they are all gone:
+        // no scan, a cost that grows with nothing.
+        if let Some(init) = pidfd_checked(rec) {
+            let _ = sys::pidfd_send_signal(&init, libc::SIGKILL);
+            if !sys::pidfd_wait(&init, Duration::from_secs(10)) {
+                return Err(Error::sys(
+                    "delete",
+                    format!("PID 1 of {:?} survived SIGKILL", rec.id),
+                    Errno::EBUSY,
+                ));
+            }
+        }
+        return Ok(());
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let pids = members(rec);

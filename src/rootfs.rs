@@ -359,31 +359,64 @@ pub fn create_devices(plan: &Plan, root: &OwnedFd) -> Result<()> {
             uid: 0,
             gid: 0,
         });
+    // Without a /dev mount of its own the container's /dev is the rootfs
+    // directory, which an unprivileged caller may not be able to write
+    // (a minimal spec: rootfs + /proc). The defaults are then best effort,
+    // said with --debug; devices the config lists stay mandatory.
+    let best_effort = !plan.mounts.iter().any(|m| m.dest == Path::new("/dev"));
+    let denied = |e: &Error| {
+        best_effort && matches!(e.errno(), Some(Errno::EACCES | Errno::EROFS | Errno::EPERM))
+    };
     let mut can_mknod = true;
-    for dev in defaults.chain(plan.devices.iter().cloned()) {
-        if can_mknod {
-            match mknod(root, &dev) {
-                Ok(()) => continue,
-                Err(e) if e.errno() == Some(Errno::EPERM) => can_mknod = false,
-                Err(e) => return Err(e),
+    for dev in defaults {
+        if let Err(e) = provide_device(root, &dev, &mut can_mknod) {
+            if denied(&e) {
+                note(&format!("default devices not created: {e}"));
+                return Ok(());
             }
+            return Err(e);
         }
-        bind_device(root, &dev)?;
+    }
+    for dev in &plan.devices {
+        provide_device(root, dev, &mut can_mknod)?;
     }
     if setup_dev {
         let dev = resolve_or_create("create devices", root, Path::new("/dev"), Want::Dir)?;
-        for (target, link) in DEV_SYMLINKS {
-            symlink(&dev, target, link)?;
-        }
-        let has_pts = plan.mounts.iter().any(|m| m.dest == Path::new("/dev/pts"));
-        if has_pts {
-            // runc: /dev/ptmx must be the devpts instance's ptmx.
-            let _ =
-                nix::unistd::unlinkat(dev.as_fd(), "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
-            symlink(&dev, "pts/ptmx", "/dev/ptmx")?;
+        let links = || -> Result<()> {
+            for (target, link) in DEV_SYMLINKS {
+                symlink(&dev, target, link)?;
+            }
+            if plan.mounts.iter().any(|m| m.dest == Path::new("/dev/pts")) {
+                // runc: /dev/ptmx must be the devpts instance's ptmx.
+                let _ = nix::unistd::unlinkat(
+                    dev.as_fd(),
+                    "ptmx",
+                    nix::unistd::UnlinkatFlags::NoRemoveDir,
+                );
+                symlink(&dev, "pts/ptmx", "/dev/ptmx")?;
+            }
+            Ok(())
+        };
+        match links() {
+            Err(e) if denied(&e) => note(&format!("/dev symlinks not created: {e}")),
+            r => r?,
         }
     }
     Ok(())
+}
+
+/// mknod where the kernel allows it (real root), else bind the host's node
+/// (a user namespace cannot create devices); after the first EPERM, bind
+/// straight away.
+fn provide_device(root: &OwnedFd, dev: &DeviceOp, can_mknod: &mut bool) -> Result<()> {
+    if *can_mknod {
+        match mknod(root, dev) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.errno() == Some(Errno::EPERM) => *can_mknod = false,
+            Err(e) => return Err(e),
+        }
+    }
+    bind_device(root, dev)
 }
 
 fn symlink(dev: &OwnedFd, target: &str, link: &str) -> Result<()> {
