@@ -196,7 +196,13 @@ impl Caller {
 
 /// Container IDs as runc accepts them (`^[\w+\-.]+$`, not `.`/`..`):
 /// the ID names a file in the state root, so nothing path-like may pass.
+///
+/// An absolute path is the stateless extension's bundle-as-ID; the caller
+/// checks that it names the bundle.
 pub fn validate_id(id: &str) -> Result<()> {
+    if id.starts_with('/') && !id.contains('\0') {
+        return Ok(());
+    }
     let ok = !id.is_empty()
         && id != "."
         && id != ".."
@@ -710,6 +716,7 @@ mod tests {
         for ok in ["a", "buildah-buildah123", "x.y_z+1-2", &"f".repeat(64)] {
             assert!(validate_id(ok).is_ok(), "{ok}");
         }
+        assert!(validate_id("/abs/bundle").is_ok(), "bundle-as-ID");
         for bad in ["", ".", "..", "../x", "a/b", "a b", "é"] {
             assert!(validate_id(bad).is_err(), "{bad}");
         }

@@ -388,6 +388,30 @@ fn bundle_path_as_id() {
     assert_ne!(c.husk(&["state", c.id()]).code, 0, "state after delete");
 }
 
+/// The stateless extension end to end: `create` with the absolute bundle
+/// path as the ID (regression: `create` refused it while later verbs
+/// accepted it), then every verb by path, with no index entry made.
+#[test]
+fn create_with_bundle_path_as_id() {
+    let c = Oci::new(Who::User, "exec sleep 1000");
+    let bundle = c.b.dir.to_str().unwrap().to_string();
+    c.b.write_config();
+    let create = c.husk(&["create", "--bundle", &bundle, &bundle]);
+    create.ok();
+    assert_eq!(c.state_with(&[bundle.as_str()])["status"], "created");
+    assert_eq!(c.state_with(&[bundle.as_str()])["id"], bundle.as_str());
+    c.husk(&["start", &bundle]).ok();
+    assert_eq!(c.state_with(&[bundle.as_str()])["status"], "running");
+    c.husk(&["delete", "--force", &bundle]).ok();
+    assert_ne!(c.husk(&["state", &bundle]).code, 0, "state after delete");
+    let leftovers: Vec<_> = fs::read_dir(&c.b.dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".husk"))
+        .collect();
+    assert!(leftovers.is_empty(), "left in the bundle: {leftovers:?}");
+}
+
 /// `list` shows the container with its status; `ps` shows its process.
 #[test]
 fn list_and_ps() {
