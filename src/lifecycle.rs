@@ -96,6 +96,7 @@ pub fn prepare(opts: &CreateOptions, for_run: bool) -> Result<Plan> {
     let spec = load_config(&opts.bundle)?;
     let mut plan = Plan::build(&opts.id, &opts.bundle, spec, Caller::current())?;
     plan.process.preserve_fds = opts.preserve_fds;
+    pass_socket_activation(&mut plan, for_run);
     if plan.process.terminal && opts.console_socket.is_none() {
         // runc's `run` would proxy a pty of its own; a process that execs
         // in place cannot, so a foreground run on a terminal hands the
@@ -110,6 +111,47 @@ pub fn prepare(opts: &CreateOptions, for_run: bool) -> Result<Plan> {
         }
     }
     Ok(plan)
+}
+
+/// systemd socket activation, as runc does it: the LISTEN_FDS sockets
+/// (fds 3..3+N) reach the program, which is told how many there are and
+/// that they are its own (LISTEN_PID is its PID: 1 in its PID namespace,
+/// husk's own PID when husk becomes the program in place).
+fn pass_socket_activation(plan: &mut Plan, for_run: bool) {
+    let Some(n) = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|n| *n > 0)
+    else {
+        return;
+    };
+    // Only sockets meant for us: LISTEN_PID, when set, must name husk.
+    if let Ok(pid) = std::env::var("LISTEN_PID")
+        && pid != std::process::id().to_string()
+    {
+        return;
+    }
+    plan.process.preserve_fds = plan.process.preserve_fds.max(n);
+    // The program's PID, where it is known now: 1 in its own PID
+    // namespace, ours when we become it. A forked container process (hooks,
+    // no PID namespace) gets no LISTEN_PID rather than a wrong one.
+    let pid = if plan.create.contains(CloneFlags::CLONE_NEWPID) {
+        Some(1)
+    } else if for_run && launch::runs_in_place(plan) {
+        Some(std::process::id())
+    } else {
+        None
+    };
+    plan.process.env.retain(|e| {
+        !e.as_bytes().starts_with(b"LISTEN_FDS=") && !e.as_bytes().starts_with(b"LISTEN_PID=")
+    });
+    let mut vars = vec![format!("LISTEN_FDS={n}")];
+    vars.extend(pid.map(|p| format!("LISTEN_PID={p}")));
+    for var in vars {
+        plan.process
+            .env
+            .push(std::ffi::CString::new(var).expect("no NUL"));
+    }
 }
 
 /// `husk create`.

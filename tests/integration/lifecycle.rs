@@ -226,3 +226,35 @@ fn no_descriptors_leak_in(who: Who) {
     }
 }
 both!(no_descriptors_leak_in);
+
+/// systemd socket activation (runc's behaviour): with LISTEN_FDS=N in
+/// husk's environment, fds 3..3+N reach the program, which sees
+/// LISTEN_FDS=N and a LISTEN_PID naming itself; an fd beyond N does not.
+fn socket_activation(who: Who) {
+    for pid_ns in [false, true] {
+        let mut b = Bundle::new(who);
+        if pid_ns {
+            b.namespace("pid", None);
+        } else {
+            b.without_namespace("pid");
+        }
+        let mut cmd = b
+            .sh("echo \"$LISTEN_FDS $([ \"$LISTEN_PID\" = $$ ] && echo mine)\"; ls /proc/$$/fd; true")
+            .command(&[]);
+        cmd.env("LISTEN_FDS", "1");
+        // SAFETY: dup2 is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                for fd in [3, 4] {
+                    if libc::dup2(2, fd) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let out = Running::spawn(cmd, None).finish();
+        assert_eq!(out.ok(), "1 mine\n0\n1\n2\n3\n", "pid namespace: {pid_ns}");
+    }
+}
+both!(socket_activation);
