@@ -120,14 +120,33 @@ impl Error {
     }
 }
 
+/// Values come from config files and argv: control characters (a newline
+/// could forge a second error line, a NUL confuse a log reader) are shown
+/// escaped, so an error is always one line.
+fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Sys { step, what, errno } => {
-                write!(f, "{step}: {what}: {}", errno.desc())?;
+                write!(f, "{step}: {}: {}", one_line(what), errno.desc())?;
                 write!(f, " ({errno:?})")?;
             }
-            Error::Invalid { step, what } => write!(f, "{step}: {what}")?,
+            Error::Invalid { step, what } => write!(f, "{step}: {}", one_line(what))?,
         }
         if let Some(h) = self.hint() {
             write!(f, " (hint: {h})")?;
@@ -156,6 +175,14 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("mount: proc onto /rootfs/proc: "), "{s}");
         assert!(s.contains("EPERM"), "{s}");
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_lines() {
+        let e = Error::invalid("mount", "/x\nhusk: forged\0");
+        let s = e.to_string();
+        assert_eq!(s.lines().count(), 1, "{s}");
+        assert!(!s.contains('\0'), "{s}");
     }
 
     #[test]

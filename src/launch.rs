@@ -187,7 +187,7 @@ pub struct ContainerCtx {
     pub sync: Option<OwnedFd>,
     /// The bundle directory and the FIFO's name in it: opened through the
     /// directory fd because pivot_root hides the host path.
-    pub fifo: Option<OwnedFd>,
+    pub fifo: Option<StartFifo>,
     /// Set once parked: errors after that go to `start` through the FIFO.
     pub parked: Option<OwnedFd>,
     /// The connected `--console-socket`.
@@ -267,14 +267,23 @@ fn in_place_state(plan: &Plan) -> Vec<u8> {
     )
 }
 
+/// The start FIFO as the container process holds it: an O_PATH handle on
+/// the FIFO itself, and the bundle directory with the FIFO's name so the
+/// process can remove the name once it is released.
+pub struct StartFifo {
+    pub fifo: OwnedFd,
+    pub dir: OwnedFd,
+    pub name: OsString,
+}
+
 /// Block until `start` opens the FIFO for reading, then say we are here.
 /// The FIFO is reopened through our O_PATH handle (runc's exec.fifo
 /// trick), so it is the same inode even after `start` unlinked the name,
 /// and no host path is needed after pivot_root. The write end stays open
 /// (close-on-exec): `start` sees it close when the program has been
 /// exec'd, or reads an error record if we fail first.
-fn park(fifo: &OwnedFd) -> Result<OwnedFd> {
-    let path = sys::fd_path(fifo);
+fn park(start: &StartFifo) -> Result<OwnedFd> {
+    let path = sys::fd_path(&start.fifo);
     let fd = nix::fcntl::open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(
         |e| {
             Error::sys(
@@ -287,8 +296,33 @@ fn park(fifo: &OwnedFd) -> Result<OwnedFd> {
             )
         },
     )?;
-    sys::write_all(&fd, b"0").map_err(|e| Error::sys("start", "write the start FIFO", e))?;
+    // Released: the name goes now, whatever happens to `start`, so the
+    // status can never read `created` again (start removes it too; this
+    // covers a start that dies right after opening).
+    let _ = nix::unistd::unlinkat(
+        start.dir.as_fd(),
+        start.name.as_os_str(),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    // A `start` that died after opening leaves no reader: the write must
+    // fail with EPIPE, not kill us with SIGPIPE. The container runs on.
+    let _ = without_sigpipe(|| sys::write_all(&fd, b"0"));
     Ok(fd)
+}
+
+/// Run `f` with SIGPIPE ignored, then restore the disposition the program
+/// would otherwise inherit.
+fn without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, sigaction};
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing SIG_IGN and restoring a previous disposition.
+    let old = unsafe { sigaction(Signal::SIGPIPE, &ignore) };
+    let out = f();
+    if let Ok(old) = old {
+        // SAFETY: as above.
+        let _ = unsafe { sigaction(Signal::SIGPIPE, &old) };
+    }
+    out
 }
 
 /// One message on the SOCK_SEQPACKET sync socket.
@@ -335,7 +369,7 @@ pub fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
 /// Everything the forked container process needs.
 pub struct Spawn {
     pub sync: OwnedFd,
-    pub fifo: Option<OwnedFd>,
+    pub fifo: Option<StartFifo>,
     pub console: Option<OwnedFd>,
     /// Restore this signal mask before anything else (the runtime blocks
     /// signals it forwards).
@@ -363,7 +397,7 @@ pub fn child_main(plan: &Plan, seccomp: Option<libseccomp::ScmpFilterContext>, s
     let mut record = b"E".to_vec();
     record.extend(e.encode());
     if let Some(fifo) = &ctx.parked {
-        let _ = sys::write_all(fifo, &record[1..]);
+        let _ = without_sigpipe(|| sys::write_all(fifo, &record[1..]));
     } else if let Some(sync) = &ctx.sync {
         let _ = send(sync, &record);
     }

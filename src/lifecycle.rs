@@ -254,9 +254,11 @@ pub fn create_container(
                 Errno::EEXIST,
             ));
         }
-        // A stopped container whose index was wiped: its record is stale.
-        let _ = std::fs::remove_file(&paths.fifo);
     }
+    // No live container holds these names (the ID is ours): a FIFO or a
+    // record here is what a `create` killed midway, or a stopped container
+    // whose index was wiped, left behind.
+    let _ = std::fs::remove_file(&paths.fifo);
     nix::unistd::mkfifo(&paths.fifo, Mode::from_bits_truncate(0o600))
         .map_err(|e| Error::sys("create", format!("mkfifo {}", paths.fifo.display()), e))?;
     guard.fifo = true;
@@ -267,8 +269,15 @@ pub fn create_container(
         nix::unistd::chown(&paths.fifo, Some(uid.into()), Some(gid.into()))
             .map_err(|e| Error::sys("create", format!("chown {}", paths.fifo.display()), e))?;
     }
-    let fifo = nix::fcntl::open(&paths.fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| Error::sys("create", format!("open {}", paths.fifo.display()), e))?;
+    let open_path = |p: &Path, dir: OFlag| {
+        nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC | dir, Mode::empty())
+            .map_err(|e| Error::sys("create", format!("open {}", p.display()), e))
+    };
+    let fifo_handle = launch::StartFifo {
+        fifo: open_path(&paths.fifo, OFlag::empty())?,
+        dir: open_path(&paths.bundle, OFlag::O_DIRECTORY)?,
+        name: paths.fifo.file_name().expect("has a name").into(),
+    };
     let console = match (&opts.console_socket, plan.process.terminal) {
         (Some(p), true) => Some(crate::console::connect(p)?),
         _ => None,
@@ -294,7 +303,7 @@ pub fn create_container(
                 seccomp,
                 Spawn {
                     sync: theirs,
-                    fifo: Some(fifo),
+                    fifo: Some(fifo_handle),
                     console,
                     sigmask,
                 },
@@ -667,11 +676,8 @@ pub fn delete(root: &Path, id: &str, bundle: Option<&Path>, force: bool) -> Resu
         // runc: --force makes a missing container not an error; a stale
         // index entry is removed all the same.
         Err(e) if e.errno() == Some(Errno::ENOENT) => {
-            if let Ok(Some(index)) = (!record::is_path_id(id))
-                .then(|| crate::plan::validate_id(id).map(|()| root.join(id)))
-                .transpose()
-            {
-                let _ = std::fs::remove_file(index);
+            if force {
+                remove_leftovers(root, id, bundle);
             }
             return if force { Ok(()) } else { Err(e) };
         }
@@ -693,6 +699,27 @@ pub fn delete(root: &Path, id: &str, bundle: Option<&Path>, force: bool) -> Resu
     fault::point("delete:killed");
     remove(&paths, &rec);
     Ok(())
+}
+
+/// What a `create` killed before its record existed can leave: the index
+/// entry and the FIFO (no process: the container side exits when its
+/// runtime goes away before sync point 2).
+fn remove_leftovers(root: &Path, id: &str, bundle: Option<&Path>) {
+    if !record::is_path_id(id) && crate::plan::validate_id(id).is_err() {
+        return;
+    }
+    let index = root.join(id);
+    let bundle = bundle
+        .map(Path::to_path_buf)
+        .or_else(|| record::is_path_id(id).then(|| PathBuf::from(id)))
+        .or_else(|| std::fs::read_link(&index).ok());
+    if let Some(b) = bundle {
+        let paths = Paths::new(root, id, &b);
+        let _ = std::fs::remove_file(&paths.fifo);
+    }
+    if !record::is_path_id(id) {
+        let _ = std::fs::remove_file(index);
+    }
 }
 
 /// Run poststop hooks (failures warn, as the spec says) and remove the

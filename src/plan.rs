@@ -43,8 +43,9 @@ pub fn load_config(bundle: &Path) -> Result<Spec> {
     }
     // serde_path_to_error names the field (`process.args: invalid type…`),
     // which plain serde_json errors do not.
+    let bad = |what: String| Error::invalid("load config", format!("{}: {what}", path.display()));
     let de = &mut serde_json::Deserializer::from_slice(&buf);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let spec = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
         let at = if field == "." {
@@ -52,8 +53,11 @@ pub fn load_config(bundle: &Path) -> Result<Spec> {
         } else {
             format!("{field}: ")
         };
-        Error::invalid("load config", format!("{}: {at}{inner}", path.display()))
-    })
+        bad(format!("{at}{inner}"))
+    })?;
+    // One JSON document and nothing after it, as runc's decoder insists.
+    de.end().map_err(|e| bad(e.to_string()))?;
+    Ok(spec)
 }
 
 /// How the user namespace is obtained.

@@ -9,8 +9,12 @@ mod common;
 
 mod bad_input;
 mod clients;
+mod concurrency;
+mod crash;
 mod devices;
 mod hooks;
+mod hostile;
+mod hygiene;
 mod lifecycle;
 mod lifecycle_oci;
 mod linux;
