@@ -338,7 +338,20 @@ pub fn send(sock: &OwnedFd, msg: &[u8]) -> Result<()> {
 
 /// Receive one message; `None` on EOF (the peer died or exec'd).
 pub fn recv(sock: &OwnedFd) -> Result<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; 1 << 20];
+    // Peek at the size first (MSG_TRUNC reports a datagram's full length):
+    // the state JSON may be large, most messages are a few bytes.
+    let size = loop {
+        match nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(sock),
+            &mut [0u8; 0],
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+        ) {
+            Ok(n) => break n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("create", "sync socket recv", e)),
+        }
+    };
+    let mut buf = vec![0u8; size.max(1)];
     loop {
         match nix::sys::socket::recv(
             std::os::fd::AsRawFd::as_raw_fd(sock),

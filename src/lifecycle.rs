@@ -332,6 +332,7 @@ pub fn create_container(
         guard.child = None;
     }
 
+    let spec_hooks = plan.spec.hooks().clone().unwrap_or_default();
     // The record goes down as soon as the PID is known: if `create` dies
     // from here on, `delete --force` still finds and removes everything.
     let rec = Record {
@@ -344,6 +345,9 @@ pub fn create_container(
         created: record::now(),
         owner: caller.euid,
         annotations: plan.spec.annotations().clone().unwrap_or_default(),
+        rootfs: plan.rootfs.clone(),
+        poststart: spec_hooks.poststart().clone().unwrap_or_default(),
+        poststop: spec_hooks.poststop().clone().unwrap_or_default(),
     };
     record::write(&paths.record, &rec)?;
     guard.record = true;
@@ -356,7 +360,6 @@ pub fn create_container(
         &paths.bundle,
         &rec.annotations,
     );
-    let spec_hooks = plan.spec.hooks().clone().unwrap_or_default();
     #[allow(deprecated)]
     hooks::run(
         "prestart",
@@ -488,10 +491,9 @@ fn release(paths: &Paths, rec: &Record) -> Result<()> {
 }
 
 fn poststart(paths: &Paths, rec: &Record) {
-    let Ok(spec) = load_config(&paths.bundle) else {
+    if rec.poststart.is_empty() {
         return;
-    };
-    let Some(h) = spec.hooks() else { return };
+    }
     let state = hooks::state_json(
         &rec.id,
         "running",
@@ -500,11 +502,7 @@ fn poststart(paths: &Paths, rec: &Record) {
         &rec.annotations,
     );
     // The spec: a failing poststart hook is logged; the lifecycle goes on.
-    if let Err(e) = hooks::run(
-        "poststart",
-        h.poststart().as_deref().unwrap_or_default(),
-        &state,
-    ) {
+    if let Err(e) = hooks::run("poststart", &rec.poststart, &state) {
         crate::log::warn(&e.to_string());
     }
 }
@@ -517,17 +515,13 @@ pub fn state(root: &Path, id: &str, bundle: Option<&Path>) -> Result<String> {
 
 fn state_value(paths: &Paths, rec: &Record) -> serde_json::Value {
     let status = record::status(paths, rec);
-    let rootfs = load_config(&paths.bundle)
-        .ok()
-        .and_then(|s| s.root().as_ref().map(|r| paths.bundle.join(r.path())))
-        .unwrap_or_default();
     serde_json::json!({
         "ociVersion": oci_spec::runtime::VERSION,
         "id": rec.id,
         "pid": if status == Status::Stopped { 0 } else { rec.pid },
         "status": status.as_str(),
         "bundle": paths.bundle,
-        "rootfs": rootfs,
+        "rootfs": rec.rootfs,
         "created": rec.created,
         "owner": "",
         "annotations": rec.annotations,
@@ -725,15 +719,9 @@ fn remove_leftovers(root: &Path, id: &str, bundle: Option<&Path>) {
 /// Run poststop hooks (failures warn, as the spec says) and remove the
 /// FIFO, the record and the index entry.
 fn remove(paths: &Paths, rec: &Record) {
-    if let Ok(spec) = load_config(&paths.bundle)
-        && let Some(h) = spec.hooks()
-    {
+    if !rec.poststop.is_empty() {
         let state = hooks::state_json(&rec.id, "stopped", None, &paths.bundle, &rec.annotations);
-        if let Err(e) = hooks::run(
-            "poststop",
-            h.poststop().as_deref().unwrap_or_default(),
-            &state,
-        ) {
+        if let Err(e) = hooks::run("poststop", &rec.poststop, &state) {
             crate::log::warn(&e.to_string());
         }
     }

@@ -31,7 +31,10 @@ pub fn load_config(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let file = std::fs::File::open(&path)
         .map_err(|e| Error::io("load config", path.display().to_string(), &e))?;
-    let mut buf = Vec::new();
+    // Sized up front: read_to_end on an empty Vec starts at 32 bytes and
+    // grows, costing a read per doubling.
+    let len = file.metadata().map_or(0, |m| m.len()).min(MAX_CONFIG + 1);
+    let mut buf = Vec::with_capacity(len as usize + 1);
     file.take(MAX_CONFIG + 1)
         .read_to_end(&mut buf)
         .map_err(|e| Error::io("load config", path.display().to_string(), &e))?;

@@ -28,9 +28,16 @@ pub struct Record {
     pub created: String,
     /// UID that created it (the `list` OWNER column).
     pub owner: u32,
-    /// From config.json, kept here so `state` need not parse the config.
+    /// From config.json as it was at `create` (runc keeps its copy too),
+    /// so `state`, `start` and `delete` never parse the config again.
     #[serde(default)]
     pub annotations: std::collections::HashMap<String, String>,
+    #[serde(default)]
+    pub rootfs: PathBuf,
+    #[serde(default)]
+    pub poststart: Vec<oci_spec::runtime::Hook>,
+    #[serde(default)]
+    pub poststop: Vec<oci_spec::runtime::Hook>,
 }
 
 /// The spec's statuses, computed.
@@ -310,6 +317,9 @@ mod tests {
             created: now(),
             owner: 0,
             annotations: Default::default(),
+            rootfs: PathBuf::new(),
+            poststart: vec![],
+            poststop: vec![],
         };
         assert!(alive(&rec));
         assert!(
