@@ -550,19 +550,6 @@ pub fn parse_signal(s: Option<&str>) -> Result<i32> {
         .map_err(|_| Error::invalid("kill", format!("invalid signal {s:?}")))
 }
 
-/// The container's live processes, main process first.
-fn members(rec: &Record) -> Vec<i32> {
-    let mut pids = vec![];
-    if record::alive(rec) {
-        pids.push(rec.pid);
-    } else if rec.pid_ns.is_some() {
-        // Its init is gone, so is every process of the PID namespace.
-        return pids;
-    }
-    pids.extend(record::scan(rec).into_iter().filter(|p| *p != rec.pid));
-    pids
-}
-
 /// Signal one process through a pidfd, re-checking after opening it that
 /// it still belongs to the container (its namespace, or for the main
 /// process its start time), so a recycled PID is never hit.
@@ -601,7 +588,7 @@ pub fn kill(
         ));
     }
     if all {
-        for pid in members(&rec) {
+        for pid in record::members(&rec) {
             signal_member(&rec, pid, sig);
         }
         return Ok(());
@@ -638,7 +625,7 @@ fn kill_all(rec: &Record) -> Result<()> {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let pids = members(rec);
+        let pids = record::members(rec);
         if pids.is_empty() {
             return Ok(());
         }
@@ -797,7 +784,7 @@ pub fn list(root: &Path, quiet: bool, json: bool) -> Result<String> {
 /// `husk ps`: the container's processes (host PIDs), found by the scan.
 pub fn ps(root: &Path, id: &str, bundle: Option<&Path>, json: bool) -> Result<String> {
     let (_, rec) = record::locate(root, id, bundle)?;
-    let pids = members(&rec);
+    let pids = record::members(&rec);
     if json {
         return Ok(serde_json::to_string(&pids).expect("ints serialize"));
     }
