@@ -470,6 +470,8 @@ pub struct ProcessFacts {
     pub start_time: u64,
     pub mnt_ns: u64,
     pub pid_ns: u64,
+    /// The mount namespace's never-reused ID (0: the kernel has none).
+    pub mnt_ns_id: u64,
 }
 
 impl ProcessFacts {
@@ -491,11 +493,18 @@ impl ProcessFacts {
                 .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
                 .map_err(|_| err(&format!("ns/{k}")))
         };
+        let proc_fd = nix::fcntl::open(
+            "/proc",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|_| err(""))?;
         Ok(ProcessFacts {
             pid,
             start_time,
             mnt_ns: ino("mnt")?,
             pid_ns: ino("pid")?,
+            mnt_ns_id: sys::mnt_ns_id_of(&proc_fd, "self").unwrap_or(0),
         })
     }
 
@@ -505,17 +514,19 @@ impl ProcessFacts {
         m.extend(self.start_time.to_le_bytes());
         m.extend(self.mnt_ns.to_le_bytes());
         m.extend(self.pid_ns.to_le_bytes());
+        m.extend(self.mnt_ns_id.to_le_bytes());
         m
     }
 
     fn decode(m: &[u8]) -> Option<Self> {
         let u64_at = |at: usize| Some(u64::from_le_bytes(m.get(at..at + 8)?.try_into().ok()?));
-        (m.len() == 29).then_some(())?;
+        (m.len() == 37).then_some(())?;
         Some(ProcessFacts {
             pid: i32::from_le_bytes(m.get(1..5)?.try_into().ok()?),
             start_time: u64_at(5)?,
             mnt_ns: u64_at(13)?,
             pid_ns: u64_at(21)?,
+            mnt_ns_id: u64_at(29)?,
         })
     }
 }

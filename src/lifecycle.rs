@@ -192,6 +192,25 @@ fn reserve(paths: &Paths, id: &str) -> Result<bool> {
     }
 }
 
+/// Receive a sync message; when the container side is gone without a word,
+/// say how it died (reaping it if it is our child).
+fn receive(sock: &OwnedFd, child: Pid) -> Result<Option<Vec<u8>>> {
+    let msg = launch::recv(sock)?;
+    if msg.is_none() {
+        use nix::sys::wait::{WaitStatus, waitpid};
+        let how = match waitpid(child, None) {
+            Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig}"),
+            Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+            _ => "exited".to_string(),
+        };
+        return Err(Error::invalid(
+            "create",
+            format!("the container process {child} {how} during setup"),
+        ));
+    }
+    Ok(msg)
+}
+
 /// The host UID/GID of the container's root, which must be able to open
 /// the FIFO that real root creates.
 fn container_root_ids(plan: &Plan) -> Option<(u32, u32)> {
@@ -318,7 +337,7 @@ pub fn create_container(
     fault::point("create:forked");
 
     // Sync point 1: the namespaces exist and we know the container's PID.
-    let Sync::Pid(facts) = launch::expect_sync(launch::recv(&ours)?)? else {
+    let Sync::Pid(facts) = launch::expect_sync(receive(&ours, child)?)? else {
         return Err(Error::invalid("create", "expected the container PID first"));
     };
     let pid = facts.pid;
@@ -341,6 +360,7 @@ pub fn create_container(
         pid,
         start_time: facts.start_time,
         mnt_ns: facts.mnt_ns,
+        mnt_ns_id: (facts.mnt_ns_id != 0).then_some(facts.mnt_ns_id),
         pid_ns: own_pidns.then_some(facts.pid_ns),
         created: record::now(),
         owner: caller.euid,
@@ -377,7 +397,10 @@ pub fn create_container(
 
     fault::point("create:released");
     // Sync point 3: the container is parked.
-    match launch::expect_sync(launch::recv(&ours)?)? {
+    match launch::expect_sync(receive(
+        &ours,
+        guard.child.unwrap_or(Pid::from_raw(facts.pid)),
+    )?)? {
         Sync::Ready => {}
         Sync::Pid(_) => return Err(Error::invalid("create", "unexpected second PID")),
     }

@@ -22,6 +22,11 @@ pub struct Record {
     pub start_time: u64,
     /// Inode of the container's mount namespace.
     pub mnt_ns: u64,
+    /// Its never-reused 64-bit ID (NS_GET_MNTNS_ID): inode numbers are
+    /// recycled once a namespace is freed, so a stopped container's inode
+    /// may name a newer container's namespace. Confirms scan matches.
+    #[serde(default)]
+    pub mnt_ns_id: Option<u64>,
     /// Inode of its PID namespace, when it has one of its own.
     pub pid_ns: Option<u64>,
     /// RFC 3339 creation time.
@@ -300,7 +305,11 @@ pub fn members(rec: &Record) -> Vec<i32> {
     if alive(rec) {
         pids.push(rec.pid);
     }
-    pids.extend(scan_mnt(rec.mnt_ns).into_iter().filter(|p| *p != rec.pid));
+    pids.extend(
+        scan_mnt(rec.mnt_ns, rec.mnt_ns_id)
+            .into_iter()
+            .filter(|p| *p != rec.pid),
+    );
     pids
 }
 
@@ -333,7 +342,7 @@ fn descendants(root: i32) -> Vec<i32> {
 /// relative to an open /proc (no re-walk of "/proc" per process). The cost
 /// is the kernel's per-PID dentry lookup (measured: threads do not help, it
 /// serialises), about 5 µs a process.
-fn scan_mnt(want: u64) -> Vec<i32> {
+fn scan_mnt(want: u64, want_id: Option<u64>) -> Vec<i32> {
     use nix::fcntl::{AtFlags, OFlag};
     let Ok(proc_fd) = nix::fcntl::open(
         "/proc",
@@ -355,6 +364,10 @@ fn scan_mnt(want: u64) -> Vec<i32> {
                     AtFlags::empty(),
                 )
                 .is_ok_and(|st| st.st_ino == want)
+                // Only candidates pay for the open + ioctl.
+                && want_id.is_none_or(|id| {
+                    crate::sys::mnt_ns_id_of(&proc_fd, &pid.to_string()) == Some(id)
+                })
         })
         .collect()
 }
@@ -379,6 +392,7 @@ mod tests {
             pid: me,
             start_time: start,
             mnt_ns: ns_inode(me, "mnt").unwrap(),
+            mnt_ns_id: None,
             pid_ns: None,
             created: now(),
             owner: 0,
@@ -405,7 +419,21 @@ mod tests {
             "the scanner is not a member"
         );
         // Our own mount namespace holds us and our parent at least.
-        assert!(!scan_mnt(rec.mnt_ns).is_empty());
+        assert!(!scan_mnt(rec.mnt_ns, None).is_empty());
+        // And the unique ID confirms it where the kernel has one.
+        let proc_fd = nix::fcntl::open(
+            "/proc",
+            nix::fcntl::OFlag::O_PATH,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        if let Some(id) = crate::sys::mnt_ns_id_of(&proc_fd, "self") {
+            assert!(scan_mnt(rec.mnt_ns, Some(id)).len() >= 1);
+            assert!(
+                scan_mnt(rec.mnt_ns, Some(id ^ 1)).is_empty(),
+                "a different ID must not match"
+            );
+        }
     }
 
     #[test]

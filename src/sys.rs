@@ -289,3 +289,28 @@ pub fn pidfd_wait(pidfd: &impl AsFd, timeout: std::time::Duration) -> bool {
         }
     }
 }
+
+/// NS_GET_MNTNS_ID (Linux 6.8): a mount namespace's 64-bit ID, which,
+/// unlike its inode number, is never reused. `_IOR(0xb7, 5, u64)`.
+const NS_GET_MNTNS_ID: libc::c_ulong = 0x8008_b705;
+
+/// The unique ID of the mount namespace behind an open ns file (`None` on
+/// kernels without the ioctl).
+pub fn mnt_ns_id(ns: &impl AsRawFd) -> Option<u64> {
+    let mut id: u64 = 0;
+    // SAFETY: the ioctl writes one u64 into `id`.
+    let r = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_MNTNS_ID, &mut id as *mut u64) };
+    (r == 0).then_some(id)
+}
+
+/// The unique mount-namespace ID of a process, via /proc/PID/ns/mnt.
+pub fn mnt_ns_id_of(proc_dir: &impl AsFd, pid_path: &str) -> Option<u64> {
+    let fd = nix::fcntl::openat(
+        proc_dir.as_fd(),
+        format!("{pid_path}/ns/mnt").as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    mnt_ns_id(&fd)
+}
