@@ -81,15 +81,17 @@ impl Error {
     }
 
     /// Encode as the fixed record the container process sends its parent:
-    /// errno (i32, 0 for `Invalid`), step (u16 length + bytes), what (u32
-    /// length + bytes). Little-endian, no allocation on the reading side
-    /// beyond the strings.
+    /// kind (u8: 0 `Invalid`, 1 `Sys`), errno (i32), step (u16 length +
+    /// bytes), what (u32 length + bytes). Little-endian. The kind has its
+    /// own byte: an errno nix does not know reads back as 0, which must not
+    /// turn a syscall error into an "invalid input" one.
     pub fn encode(&self) -> Vec<u8> {
-        let (step, what, errno) = match self {
-            Error::Sys { step, what, errno } => (*step, what.as_str(), *errno as i32),
-            Error::Invalid { step, what } => (*step, what.as_str(), 0),
+        let (kind, step, what, errno) = match self {
+            Error::Sys { step, what, errno } => (1u8, *step, what.as_str(), *errno as i32),
+            Error::Invalid { step, what } => (0u8, *step, what.as_str(), 0),
         };
-        let mut out = Vec::with_capacity(10 + step.len() + what.len());
+        let mut out = Vec::with_capacity(11 + step.len() + what.len());
+        out.push(kind);
         out.extend_from_slice(&errno.to_le_bytes());
         out.extend_from_slice(&(step.len() as u16).to_le_bytes());
         out.extend_from_slice(step.as_bytes());
@@ -101,6 +103,8 @@ impl Error {
     /// Decode a record written by `encode`. The step name is mapped back to a
     /// static string from the list of known steps (unknown → "container").
     pub fn decode(buf: &[u8]) -> Option<Self> {
+        let kind = *buf.first()?;
+        let buf = &buf[1..];
         let errno = i32::from_le_bytes(buf.get(0..4)?.try_into().ok()?);
         let slen = u16::from_le_bytes(buf.get(4..6)?.try_into().ok()?) as usize;
         let step = std::str::from_utf8(buf.get(6..6 + slen)?).ok()?;
@@ -108,15 +112,15 @@ impl Error {
         let wlen = u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?) as usize;
         let what = String::from_utf8_lossy(buf.get(at + 4..at + 4 + wlen)?).into_owned();
         let step = crate::steps::intern(step);
-        Some(if errno == 0 {
-            Error::Invalid { step, what }
-        } else {
-            Error::Sys {
+        match kind {
+            0 => Some(Error::Invalid { step, what }),
+            1 => Some(Error::Sys {
                 step,
                 what,
                 errno: Errno::from_raw(errno),
-            }
-        })
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -166,6 +170,9 @@ mod tests {
         let e = Error::sys("mount", "bind /a onto /b", Errno::ENOENT);
         assert_eq!(Error::decode(&e.encode()), Some(e));
         let e = Error::invalid("exec", "no such program \"nope\"");
+        assert_eq!(Error::decode(&e.encode()), Some(e));
+        // Found by fuzzing: an errno nix does not know stays a Sys error.
+        let e = Error::sys("mount", "m", Errno::from_raw(9999));
         assert_eq!(Error::decode(&e.encode()), Some(e));
     }
 

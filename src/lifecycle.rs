@@ -217,9 +217,13 @@ fn container_root_ids(plan: &Plan) -> Option<(u32, u32)> {
     let UserNs::Create(maps) = &plan.userns else {
         return None;
     };
+    // Ranges were checked to fit in 32 bits; u64 keeps the sums honest.
     let host = |m: &[oci_spec::runtime::LinuxIdMapping], id: u32| {
         m.iter()
-            .find(|m| id >= m.container_id() && id < m.container_id() + m.size())
+            .find(|m| {
+                id >= m.container_id()
+                    && u64::from(id) < u64::from(m.container_id()) + u64::from(m.size())
+            })
             .map(|m| m.host_id() + (id - m.container_id()))
     };
     Some((

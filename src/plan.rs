@@ -231,6 +231,14 @@ impl Plan {
     /// Validate `spec` and turn it into a plan. `bundle` must be absolute.
     pub fn build(id: &str, bundle: &Path, spec: Spec, caller: Caller) -> Result<Plan> {
         validate_id(id)?;
+        // The state JSON carries the bundle as a string (found by fuzzing:
+        // a non-UTF-8 bundle panicked `create` at the record).
+        if bundle.to_str().is_none() {
+            return Err(Error::invalid(
+                STEP,
+                format!("bundle path {} is not valid UTF-8", bundle.display()),
+            ));
+        }
         let root = spec
             .root()
             .as_ref()
@@ -393,6 +401,8 @@ fn plan_namespaces(
     }
     let uid_maps = linux.uid_mappings().clone().unwrap_or_default();
     let gid_maps = linux.gid_mappings().clone().unwrap_or_default();
+    check_id_ranges("linux.uidMappings", &uid_maps)?;
+    check_id_ranges("linux.gidMappings", &gid_maps)?;
     let userns = match user {
         Some(Some(path)) => UserNs::Join(path),
         Some(None) => {
@@ -417,11 +427,19 @@ fn plan_namespaces(
         None if caller.euid == 0 => UserNs::Inherit,
         // ch-run's rule: an unprivileged caller gets a user namespace that
         // maps itself to process.user, so everything else can be created.
-        None => UserNs::Create(IdMaps {
-            uid: vec![one_map(uid, caller.euid)],
-            gid: vec![one_map(gid, caller.egid)],
-            self_map: true,
-        }),
+        None => {
+            let (uid, gid) = (
+                vec![one_map(uid, caller.euid)],
+                vec![one_map(gid, caller.egid)],
+            );
+            check_id_ranges("process.user.uid", &uid)?;
+            check_id_ranges("process.user.gid", &gid)?;
+            UserNs::Create(IdMaps {
+                uid,
+                gid,
+                self_map: true,
+            })
+        }
     };
     if matches!(userns, UserNs::Create(_))
         && !create.contains(CloneFlags::CLONE_NEWNS)
@@ -439,6 +457,30 @@ fn plan_namespaces(
         ));
     }
     Ok((userns, create, join))
+}
+
+/// ID ranges must be non-empty and fit in 32 bits on both sides (the
+/// kernel refuses them later with EINVAL; found by fuzzing, an overflow
+/// here panicked `create`).
+fn check_id_ranges(field: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    for m in maps {
+        let end = |start: u32| u64::from(start) + u64::from(m.size());
+        // The kernel refuses a range whose end wraps in 32 bits (and -1 is
+        // no ID): the end may be at most u32::MAX.
+        let max = u64::from(u32::MAX);
+        if m.size() == 0 || end(m.container_id()) > max || end(m.host_id()) > max {
+            return Err(Error::invalid(
+                STEP,
+                format!(
+                    "{field}: range {} {} {} is empty or ends beyond 2^32-1",
+                    m.container_id(),
+                    m.host_id(),
+                    m.size()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn one_map(container: u32, host: u32) -> LinuxIdMapping {
@@ -630,10 +672,22 @@ fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountOp> {
 fn plan_device(d: &LinuxDevice) -> Result<DeviceOp> {
     use nix::sys::stat::SFlag;
     let path = container_path("linux.devices path", d.path())?;
-    if !path.starts_with("/dev") {
+    if !path.starts_with("/dev") || path == Path::new("/dev") {
         return Err(Error::invalid(
             STEP,
             format!("linux.devices path {} is not under /dev", path.display()),
+        ));
+    }
+    if d.major() < 0 || d.minor() < 0 || d.major() > u32::MAX as i64 || d.minor() > u32::MAX as i64
+    {
+        return Err(Error::invalid(
+            STEP,
+            format!(
+                "linux.devices {}: device number {}:{} is out of range",
+                path.display(),
+                d.major(),
+                d.minor()
+            ),
         ));
     }
     let kind = match d.typ() {

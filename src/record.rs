@@ -229,6 +229,8 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
 pub fn write(path: &Path, rec: &Record) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let bytes = serde_json::to_vec(rec)
+        .map_err(|e| Error::invalid("record", format!("{}: {e}", path.display())))?;
     let tmp = path.with_extension("json.tmp");
     let err = |e: &std::io::Error| Error::io("record", tmp.display().to_string(), e);
     let _ = std::fs::remove_file(&tmp);
@@ -239,8 +241,10 @@ pub fn write(path: &Path, rec: &Record) -> Result<()> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .map_err(|e| err(&e))?;
-    f.write_all(&serde_json::to_vec(rec).expect("records serialize"))
-        .map_err(|e| err(&e))?;
+    if let Err(e) = f.write_all(&bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(&e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| Error::io("record", path.display().to_string(), &e))
 }
 
