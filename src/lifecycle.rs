@@ -265,18 +265,18 @@ pub fn create_container(
     record::check_private_dir(&paths.bundle)?;
     guard.index = reserve(&paths, &opts.id)?;
     fault::point("create:reserved");
-    if let Ok(old) = record::read(&paths.record) {
-        if record::status(&paths, &old) != Status::Stopped {
-            return Err(Error::sys(
-                "create",
-                format!(
-                    "container {:?} already exists in {}",
-                    old.id,
-                    paths.bundle.display()
-                ),
-                Errno::EEXIST,
-            ));
-        }
+    if let Ok(old) = record::read(&paths.record)
+        && record::status(&paths, &old) != Status::Stopped
+    {
+        return Err(Error::sys(
+            "create",
+            format!(
+                "container {:?} already exists in {}",
+                old.id,
+                paths.bundle.display()
+            ),
+            Errno::EEXIST,
+        ));
     }
     // No live container holds these names (the ID is ours): a FIFO or a
     // record here is what a `create` killed midway, or a stopped container
