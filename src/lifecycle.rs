@@ -11,7 +11,6 @@ use crate::{fault, hooks, sys};
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::{ForkResult, Pid};
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,7 +75,6 @@ use nix::sys::signal::Signal;
 pub struct Created {
     pub paths: Paths,
     pub record: Record,
-    pub plan: Plan,
     guard: Guard,
 }
 
@@ -421,7 +419,6 @@ pub fn create_container(
     Ok(Created {
         paths,
         record: rec,
-        plan,
         guard,
     })
 }
@@ -766,7 +763,6 @@ pub fn run(opts: &CreateOptions, plan: Plan) -> Result<i32> {
     };
     let _ = kill_all(&c.record);
     remove(&c.paths, &c.record);
-    let _ = &c.plan;
     code
 }
 
@@ -827,6 +823,3 @@ pub fn ps(root: &Path, id: &str, bundle: Option<&Path>, json: bool) -> Result<St
     }
     Ok(out)
 }
-
-#[allow(dead_code)]
-fn _annotations_type(_: &HashMap<String, String>) {}
