@@ -199,30 +199,61 @@ fn apply_one(dir: &Path, file: &str, value: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// The cgroup directory and file a limit goes to (`None`: no such file in
+/// the unified hierarchy).
+fn dir_for(plan: &Plan, l: &Limit) -> Option<(PathBuf, &'static str)> {
+    if Path::new(ROOT).join("cgroup.controllers").exists() {
+        (!l.v2.is_empty()).then(|| {
+            (
+                Path::new(ROOT).join(cgroup_path(plan, &own_cgroup(None))),
+                l.v2,
+            )
+        })
+    } else {
+        let (ctrl, file) = l.v1;
+        Some((
+            Path::new(ROOT)
+                .join(ctrl)
+                .join(cgroup_path(plan, &own_cgroup(Some(ctrl)))),
+            file,
+        ))
+    }
+}
+
+/// The cgroup directories `apply` made for this container, for `delete`
+/// to remove once its processes are gone.
+pub fn dirs(plan: &Plan) -> Vec<PathBuf> {
+    let Some(r) = &plan.resources else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = limits(r)
+        .iter()
+        .filter_map(|l| dir_for(plan, l).map(|(d, _)| d))
+        .filter(|d| d.is_dir())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Remove a container's cgroup directories (empty once its processes are
+/// gone; a busy or foreign one simply stays).
+pub fn remove(dirs: &[PathBuf]) {
+    for d in dirs {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
 /// Apply what can be applied; warn once about the rest.
 pub fn apply(plan: &Plan) -> Result<()> {
     let Some(r) = &plan.resources else {
         return Ok(());
     };
-    let unified = Path::new(ROOT).join("cgroup.controllers").exists();
     let mut missed: Vec<&str> = unsupported(r);
     for l in limits(r) {
-        let applied = if unified {
-            !l.v2.is_empty()
-                && apply_one(
-                    &Path::new(ROOT).join(cgroup_path(plan, &own_cgroup(None))),
-                    l.v2,
-                    &l.value,
-                )?
-        } else {
-            let (ctrl, file) = l.v1;
-            apply_one(
-                &Path::new(ROOT)
-                    .join(ctrl)
-                    .join(cgroup_path(plan, &own_cgroup(Some(ctrl)))),
-                file,
-                &l.value,
-            )?
+        let applied = match dir_for(plan, &l) {
+            Some((dir, file)) => apply_one(&dir, file, &l.value)?,
+            None => false,
         };
         if !applied {
             missed.push(l.name);

@@ -370,6 +370,8 @@ pub fn create_container(
         rootfs: plan.rootfs.clone(),
         poststart: spec_hooks.poststart().clone().unwrap_or_default(),
         poststop: spec_hooks.poststop().clone().unwrap_or_default(),
+        // The container side joined them before sync point 1.
+        cgroups: crate::cgroups::dirs(&plan),
     };
     record::write(&paths.record, &rec)?;
     guard.record = true;
@@ -737,6 +739,7 @@ fn remove(paths: &Paths, rec: &Record) {
         }
     }
     fault::point("delete:hooks");
+    crate::cgroups::remove(&rec.cgroups);
     let _ = std::fs::remove_file(&paths.fifo);
     let _ = std::fs::remove_file(&paths.record);
     fault::point("delete:removed");

@@ -43,6 +43,9 @@ pub struct Record {
     pub poststart: Vec<oci_spec::runtime::Hook>,
     #[serde(default)]
     pub poststop: Vec<oci_spec::runtime::Hook>,
+    /// Cgroup directories made for `linux.resources` (root only).
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// The spec's statuses, computed.
@@ -404,6 +407,7 @@ mod tests {
             rootfs: PathBuf::new(),
             poststart: vec![],
             poststop: vec![],
+            cgroups: vec![],
         };
         assert!(alive(&rec));
         assert!(

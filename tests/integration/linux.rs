@@ -64,3 +64,41 @@ fn resources_applied_or_reported(who: Who) {
     );
 }
 both!(resources_applied_or_reported);
+
+/// As root, the cgroup made for linux.resources goes when the container
+/// does (`run` with a PID namespace is create + start + wait + delete):
+/// no empty `husk/<id>` directory is left per container.
+#[test]
+fn resource_cgroup_is_removed_with_the_container() {
+    const LIMIT: u64 = 64 << 20;
+    let mut b = Bundle::new(Who::Root);
+    let mut r = b
+        .namespace("pid", None)
+        .set("/linux/resources/memory/limit", json!(LIMIT))
+        .sh("echo ready; exec sleep 30")
+        .spawn(&[]);
+    assert_eq!(r.line(), "ready");
+    let init = children(r.pid())
+        .into_iter()
+        .find(|p| memory_limit(*p) == Some(LIMIT))
+        .expect("the container process runs in a cgroup with the memory limit");
+    let cgroup = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let dir = cgroup
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, path) = (f.next()?, f.next()?, f.next()?);
+            match c {
+                "" => Some(format!("/sys/fs/cgroup{path}")),
+                c if c.split(',').any(|c| c == "memory") => {
+                    Some(format!("/sys/fs/cgroup/memory{path}"))
+                }
+                _ => None,
+            }
+        })
+        .unwrap();
+    assert!(dir.ends_with(&format!("husk/{}", b.s.id)), "{dir}");
+    signal(init, libc::SIGKILL);
+    r.finish();
+    assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
+}
