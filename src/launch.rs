@@ -123,12 +123,8 @@ pub fn run_in_place(
     seccomp: Option<libseccomp::ScmpFilterContext>,
     pid_file: Option<PidFile>,
 ) -> Result<Infallible> {
-    // 1. What needs the caller's privileges: cgroup limits, rlimits, OOM score.
-    cgroups::apply(plan)?;
-    process::prepare_outside(&plan.process)?;
-    // 2. Namespaces: join, then the user namespace and its maps, then the rest.
-    enter_namespaces(plan, Caller::current())?;
-    fault::point("container:namespaces");
+    // 1–2. Caller-privileged attributes, then the namespaces.
+    enter(plan)?;
     // 3–6. Root filesystem, process, exec: this process becomes the program.
     let mut ctx = ContainerCtx::default();
     let err = match container_main(plan, seccomp, &mut ctx, || {
@@ -145,12 +141,23 @@ pub fn run_in_place(
     Err(err)
 }
 
+/// The container process's first steps, shared by the in-place run and the
+/// forked container: what needs the caller's privileges (cgroup limits,
+/// rlimits, OOM score), then the namespaces.
+fn enter(plan: &Plan) -> Result<()> {
+    cgroups::apply(plan)?;
+    process::prepare_outside(&plan.process)?;
+    enter_namespaces(plan, Caller::current())?;
+    fault::point("container:namespaces");
+    Ok(())
+}
+
 /// Join the namespaces given by path (the user namespace first, so the
 /// others are joined with its privileges), create the user namespace, then
 /// unshare the others. Joining before creating mirrors runc's nsexec: a
 /// namespace owned by the caller's user namespace can only be joined from
 /// outside the new one.
-pub fn enter_namespaces(plan: &Plan, caller: Caller) -> Result<()> {
+fn enter_namespaces(plan: &Plan, caller: Caller) -> Result<()> {
     if let UserNs::Join(path) = &plan.userns {
         setns(path, CloneFlags::CLONE_NEWUSER)?;
     }
@@ -423,10 +430,7 @@ fn child_steps(
     seccomp: Option<libseccomp::ScmpFilterContext>,
     ctx: &mut ContainerCtx,
 ) -> Result<Infallible> {
-    cgroups::apply(plan)?;
-    process::prepare_outside(&plan.process)?;
-    enter_namespaces(plan, Caller::current())?;
-    fault::point("container:namespaces");
+    enter(plan)?;
     let sync = ctx
         .sync
         .as_ref()
@@ -488,11 +492,7 @@ impl ProcessFacts {
             .and_then(|p| p.to_str()?.parse().ok())
             .ok_or_else(|| err("(link)"))?;
         let (_, start_time) = crate::record::proc_stat(pid).ok_or_else(|| err("stat"))?;
-        let ino = |k: &str| {
-            std::fs::metadata(format!("/proc/self/ns/{k}"))
-                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-                .map_err(|_| err(&format!("ns/{k}")))
-        };
+        let ino = |k: &str| crate::record::ns_inode(pid, k).ok_or_else(|| err(&format!("ns/{k}")));
         let proc_fd = nix::fcntl::open(
             "/proc",
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
