@@ -490,6 +490,13 @@ fn release(paths: &Paths, rec: &Record) -> Result<()> {
         if fifo_ready {
             match nix::unistd::read(&fifo, &mut buf) {
                 Ok(0) if !got.is_empty() => break, // exec'd (or failed: see below)
+                // A writer came and went without a word: it died.
+                Ok(0) if exited => {
+                    return Err(Error::invalid(
+                        "start",
+                        format!("container {:?} exited before start", rec.id),
+                    ));
+                }
                 Ok(0) => {}
                 Ok(n) => got.extend_from_slice(&buf[..n]),
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
