@@ -92,12 +92,7 @@ fn only_stdio(out: &Outcome, host: &Path, context: &str) {
 /// one to reach the host).
 fn caller_fds_do_not_leak(who: Who) {
     for pid_ns in [false, true] {
-        let mut b = Bundle::new(who);
-        if pid_ns {
-            b.namespace("pid", None);
-        } else {
-            b.without_namespace("pid");
-        }
+        let mut b = Bundle::with_pid_ns(who, pid_ns);
         let host = host_dir(&b.s);
         b.sh(LIST_FDS);
         let mut cmd = b.command(&[]);
@@ -153,12 +148,7 @@ both!(caller_fds_do_not_leak);
 /// above it. Bug class: preserve-fds off by one, or everything preserved.
 fn preserve_fds_passes_exactly_n(who: Who) {
     for pid_ns in [false, true] {
-        let mut b = Bundle::new(who);
-        if pid_ns {
-            b.namespace("pid", None);
-        } else {
-            b.without_namespace("pid");
-        }
+        let mut b = Bundle::with_pid_ns(who, pid_ns);
         let host = host_dir(&b.s);
         let file = b.s.write("preserved", "preserved-data\n", 0o644);
         b.sh(&format!("cat <&3; {LIST_FDS}"));
@@ -193,12 +183,7 @@ both!(preserve_fds_passes_exactly_n);
 /// cwd on the host.
 fn cwd_is_inside_the_container(who: Who) {
     for pid_ns in [false, true] {
-        let mut b = Bundle::new(who);
-        if pid_ns {
-            b.namespace("pid", None);
-        } else {
-            b.without_namespace("pid");
-        }
+        let mut b = Bundle::with_pid_ns(who, pid_ns);
         b.set("/process/cwd", json!("/usr/bin"))
             .sh("readlink /proc/self/cwd; ls -a ../..; echo --; cd ../../../../..; ls -a");
         let out = b.run();
@@ -221,12 +206,7 @@ both!(cwd_is_inside_the_container);
 /// program cannot write there. In place and through create + start.
 fn cwd_through_a_leaked_fd(who: Who) {
     for pid_ns in [false, true] {
-        let mut b = Bundle::new(who);
-        if pid_ns {
-            b.namespace("pid", None);
-        } else {
-            b.without_namespace("pid");
-        }
+        let mut b = Bundle::with_pid_ns(who, pid_ns);
         let host = host_dir(&b.s);
         b.set("/process/cwd", json!("/proc/self/fd/7"))
             .sh("ls -a; echo escaped > written; echo ran");

@@ -201,24 +201,12 @@ fn runs_with_only_path_in_env(who: Who) {
 }
 both!(runs_with_only_path_in_env);
 
-/// A bundle with or without its own PID namespace: the in-place and the
-/// forked paths of `run`.
-fn bundle_with_pid_ns(who: Who, pid_ns: bool) -> Bundle {
-    let mut b = Bundle::new(who);
-    if pid_ns {
-        b.namespace("pid", None);
-    } else {
-        b.without_namespace("pid");
-    }
-    b
-}
-
 /// The program gets stdin, stdout and stderr and no other descriptor:
 /// neither husk's own nor one husk inherited (here fd 7, without
 /// close-on-exec, as a careless caller or a jobserver leaves it).
 fn no_descriptors_leak_in(who: Who) {
     for pid_ns in [false, true] {
-        let mut b = bundle_with_pid_ns(who, pid_ns);
+        let mut b = Bundle::with_pid_ns(who, pid_ns);
         // "; true": otherwise sh execs ls, and $$ is ls with its own dir fd.
         let mut cmd = b.sh("ls /proc/$$/fd; true").command(&[]);
         // SAFETY: dup2 is async-signal-safe.
@@ -239,7 +227,7 @@ both!(no_descriptors_leak_in);
 /// LISTEN_FDS=N and a LISTEN_PID naming itself; an fd beyond N does not.
 fn socket_activation(who: Who) {
     for pid_ns in [false, true] {
-        let mut b = bundle_with_pid_ns(who, pid_ns);
+        let mut b = Bundle::with_pid_ns(who, pid_ns);
         let mut cmd = b
             .sh("echo \"$LISTEN_FDS $([ \"$LISTEN_PID\" = $$ ] && echo mine)\"; ls /proc/$$/fd; true")
             .command(&[]);

@@ -370,6 +370,18 @@ pub struct Bundle {
 }
 
 impl Bundle {
+    /// A bundle with or without its own PID namespace: `run`'s in-place
+    /// and forked paths.
+    pub fn with_pid_ns(who: Who, pid_ns: bool) -> Bundle {
+        let mut b = Bundle::new(who);
+        if pid_ns {
+            b.namespace("pid", None);
+        } else {
+            b.without_namespace("pid");
+        }
+        b
+    }
+
     /// A bundle whose config is what `husk spec` (for the user: `husk spec
     /// --rootless`) writes when run as `who`, with `root.path` set to the
     /// shared rootfs and `process.terminal` off (the tests have no tty).
