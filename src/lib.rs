@@ -19,6 +19,7 @@ pub mod plan;
 pub mod process;
 pub mod record;
 pub mod rootfs;
+pub mod scan;
 pub mod seccomp;
 pub mod spec;
 pub mod steps;

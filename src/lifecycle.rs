@@ -305,6 +305,7 @@ pub fn create_container(
     };
 
     // 3. Fork the container process.
+    let before = crate::scan::Before::take();
     let (ours, theirs) = launch::socketpair()?;
     if subreaper {
         // `run` waits for the container's PID 1 even when an intermediate
@@ -343,9 +344,10 @@ pub fn create_container(
         return Err(Error::invalid("create", "expected the container PID first"));
     };
     let pid = facts.pid;
-    guard.pidfd = Some(
-        sys::pidfd_open(pid).map_err(|e| Error::sys("create", format!("pidfd_open {pid}"), e))?,
-    );
+    let pidfd =
+        sys::pidfd_open(pid).map_err(|e| Error::sys("create", format!("pidfd_open {pid}"), e))?;
+    let birth = before.and_then(|b| b.birth(&pidfd));
+    guard.pidfd = Some(pidfd);
     let own_pidns = plan.create.contains(CloneFlags::CLONE_NEWPID);
     if own_pidns {
         // The intermediate process exits right after reporting.
@@ -372,6 +374,7 @@ pub fn create_container(
         poststop: spec_hooks.poststop().clone().unwrap_or_default(),
         // The container side joined them before sync point 1.
         cgroups: crate::cgroups::dirs(&plan),
+        birth,
     };
     record::write(&paths.record, &rec)?;
     guard.record = true;
@@ -621,7 +624,7 @@ pub fn kill(
         ));
     }
     if all {
-        for pid in record::members(&rec) {
+        for pid in crate::scan::members(&rec) {
             signal_member(&rec, pid, sig);
         }
         return Ok(());
@@ -658,7 +661,7 @@ fn kill_all(rec: &Record) -> Result<()> {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let pids = record::members(rec);
+        let pids = crate::scan::members(rec);
         if pids.is_empty() {
             return Ok(());
         }
@@ -817,7 +820,7 @@ pub fn list(root: &Path, quiet: bool, json: bool) -> Result<String> {
 /// `husk ps`: the container's processes (host PIDs), found by the scan.
 pub fn ps(root: &Path, id: &str, bundle: Option<&Path>, json: bool) -> Result<String> {
     let (_, rec) = record::locate(root, id, bundle)?;
-    let pids = record::members(&rec);
+    let pids = crate::scan::members(&rec);
     if json {
         return Ok(serde_json::to_string(&pids).expect("ints serialize"));
     }

@@ -46,6 +46,10 @@ pub struct Record {
     /// Cgroup directories made for `linux.resources` (root only).
     #[serde(default)]
     pub cgroups: Vec<PathBuf>,
+    /// When the container process was made, in PID-allocation terms: lets
+    /// the scan look only at PIDs handed out since (see `scan::window`).
+    #[serde(default)]
+    pub birth: Option<crate::scan::Birth>,
 }
 
 /// The spec's statuses, computed.
@@ -288,97 +292,6 @@ pub fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
         .map(|m| m.ino())
 }
 
-/// The container's processes (host PIDs, main process included when
-/// alive).
-///
-/// With its own PID namespace: the process tree under its init, read from
-/// /proc/PID/task/TID/children — a cost that grows with the container, not
-/// the host. Every process of a PID namespace descends from its init once
-/// re-parented (init is the namespace's reaper); a process whose parent
-/// still lives outside (an `exec` not yet re-parented) is the one case the
-/// walk can miss, and SIGKILL to init reaches even that one.
-///
-/// Without: every host process whose mount namespace matches, one `stat`
-/// per host process (the proposal's "exhaustive search of /proc").
-pub fn members(rec: &Record) -> Vec<i32> {
-    if rec.pid_ns.is_some() {
-        return if alive(rec) {
-            descendants(rec.pid)
-        } else {
-            Vec::new()
-        };
-    }
-    let mut pids = vec![];
-    if alive(rec) {
-        pids.push(rec.pid);
-    }
-    pids.extend(
-        scan_mnt(rec.mnt_ns, rec.mnt_ns_id)
-            .into_iter()
-            .filter(|p| *p != rec.pid),
-    );
-    pids
-}
-
-/// `root` and every process below it, breadth first.
-fn descendants(root: i32) -> Vec<i32> {
-    let mut out = vec![root];
-    let mut i = 0;
-    while i < out.len() {
-        let pid = out[i];
-        i += 1;
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            let mut path = t.path();
-            path.push("children");
-            let Ok(list) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            out.extend(
-                list.split_ascii_whitespace()
-                    .filter_map(|c| c.parse::<i32>().ok()),
-            );
-        }
-    }
-    out
-}
-
-/// Host processes in the mount namespace `want`: one fstatat per process,
-/// relative to an open /proc (no re-walk of "/proc" per process). The cost
-/// is the kernel's per-PID dentry lookup (measured: threads do not help, it
-/// serialises), about 5 µs a process.
-fn scan_mnt(want: u64, want_id: Option<u64>) -> Vec<i32> {
-    use nix::fcntl::{AtFlags, OFlag};
-    let Ok(proc_fd) = nix::fcntl::open(
-        "/proc",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    ) else {
-        return Vec::new();
-    };
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let me = std::process::id() as i32;
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            pid != me
-                && nix::sys::stat::fstatat(
-                    &proc_fd,
-                    format!("{pid}/ns/mnt").as_str(),
-                    AtFlags::empty(),
-                )
-                .is_ok_and(|st| st.st_ino == want)
-                // Only candidates pay for the open + ioctl.
-                && want_id.is_none_or(|id| {
-                    crate::sys::mnt_ns_id_of(&proc_fd, &pid.to_string()) == Some(id)
-                })
-        })
-        .collect()
-}
-
 /// The current time as RFC 3339 (UTC).
 pub fn now() -> String {
     crate::log::now_rfc3339()
@@ -408,6 +321,7 @@ mod tests {
             poststart: vec![],
             poststop: vec![],
             cgroups: vec![],
+            birth: None,
         };
         assert!(alive(&rec));
         assert!(
@@ -417,31 +331,6 @@ mod tests {
             }),
             "a recycled PID must not count"
         );
-        assert!(
-            !members(&Record {
-                pid: 1,
-                start_time: 0,
-                ..rec.clone()
-            })
-            .contains(&me),
-            "the scanner is not a member"
-        );
-        // Our own mount namespace holds us and our parent at least.
-        assert!(!scan_mnt(rec.mnt_ns, None).is_empty());
-        // And the unique ID confirms it where the kernel has one.
-        let proc_fd = nix::fcntl::open(
-            "/proc",
-            nix::fcntl::OFlag::O_PATH,
-            nix::sys::stat::Mode::empty(),
-        )
-        .unwrap();
-        if let Some(id) = crate::sys::mnt_ns_id_of(&proc_fd, "self") {
-            assert!(!scan_mnt(rec.mnt_ns, Some(id)).is_empty());
-            assert!(
-                scan_mnt(rec.mnt_ns, Some(id ^ 1)).is_empty(),
-                "a different ID must not match"
-            );
-        }
     }
 
     #[test]
