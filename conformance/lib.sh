@@ -12,8 +12,8 @@ fi
 die() { echo "conformance: $*" >&2; exit 2; }
 helper() { "$PYTHON" "$here/helper.py" "$@"; }
 
-RUNTIME=${RUNTIME:-$here/../target/release/husk}
-HUSK=${HUSK:-$here/../target/release/husk}
+RUNTIME=${RUNTIME:-$here/../target/x86_64-unknown-linux-gnu/release/husk}
+HUSK=${HUSK:-$here/../target/x86_64-unknown-linux-gnu/release/husk}
 [ -x "$RUNTIME" ] || die "RUNTIME=$RUNTIME is not executable"
 RT_EXE=$(readlink -f "$RUNTIME")
 AS_USER=${AS_USER:-}
