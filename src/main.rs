@@ -1,6 +1,5 @@
 //! The thin front: argv → a library call; errors printed once, here.
 
-use clap::Parser;
 use husk::cli::{Cli, Command};
 use husk::{Error, launch, lifecycle, log};
 
@@ -86,6 +85,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             console_socket: a.console_socket.clone(),
             preserve_fds: a.preserve_fds,
         }),
+        Command::Print(text) => Ok(print(text)),
         Command::Features => Ok(print(
             serde_json::to_string_pretty(&husk::features::features()).expect("json"),
         )),
