@@ -4,16 +4,21 @@
 //! - **in place** (`husk run` without a PID namespace or hooks): this
 //!   process enters the namespaces, builds the rootfs and `execve`s the
 //!   program — ch-run's model, no husk process remains;
-//! - **parked** (`create`, and `run` otherwise): the runtime forks the
-//!   container process, which reports its PID, waits while the runtime runs
-//!   the runtime-namespace hooks, finishes its setup, reports "ready" and
-//!   parks on a FIFO in the bundle until `start`.
+//! - **parked** (`create`): the runtime forks the container process, which
+//!   builds the container and parks on a FIFO in the bundle until `start`;
+//!   `run` (otherwise) is the same without the FIFO: the container goes on
+//!   to exec once ready.
 //!
 //! The sync points, numbered the same on both sides:
-//!   1. container → runtime: `P` + PID (namespaces exist)
-//!   2. runtime → container: `G` + state JSON (prestart/createRuntime done)
+//!   1. → runtime: `P` + the container's PID and namespaces, from the
+//!      process that made them (the container process, or with a PID
+//!      namespace its parent, which then leaves)
+//!   2. runtime → container: `G` + state JSON (prestart/createRuntime
+//!      done) — only when the config has hooks; otherwise the container
+//!      does not wait and the runtime writes its record meanwhile
 //!   3. container → runtime: `R` (rootfs done, parking) — or `E` + error
-//!      record at any point before.
+//!      record at any point before. Without a wait at 2, `R` may arrive
+//!      before `P`.
 
 use crate::error::{Error, Result};
 use crate::plan::{Caller, Plan, UserNs};
@@ -396,6 +401,26 @@ pub struct Spawn {
     pub sigmask: Option<SigSet>,
 }
 
+/// Whether the container process waits at sync point 2. Only hooks need
+/// it: prestart and createRuntime must be done before pivot_root, and
+/// createContainer and startContainer get the state the runtime sends.
+/// Without hooks the runtime writes its record while the container builds
+/// its root filesystem.
+pub fn waits_at_sync2(plan: &Plan) -> bool {
+    plan.spec.hooks().as_ref().is_some_and(|h| {
+        #[allow(deprecated)]
+        let prestart = h.prestart();
+        [
+            prestart,
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|p| p.as_ref().is_some_and(|v| !v.is_empty()))
+    })
+}
+
 /// The forked container process: namespaces, then sync point 1, then the
 /// container side. Never returns; errors go to the runtime (or to `start`
 /// once parked) as a fixed record.
@@ -435,38 +460,63 @@ fn child_steps(
         .sync
         .as_ref()
         .expect("parked containers have a sync socket");
+    // The host's /proc, held open: once the container process has pivoted
+    // (it shares our mount namespace) the path /proc is the container's.
+    let proc_fd = nix::fcntl::open(
+        "/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("create", "open /proc", e))?;
     if plan.create.contains(CloneFlags::CLONE_NEWPID) {
         // unshare(CLONE_NEWPID) applies to children: the container process
-        // is our child, PID 1 of the new namespace. We leave at once; it is
-        // re-parented to the nearest subreaper (the client).
+        // is our child, PID 1 of the new namespace. We describe it (sync
+        // point 1) and leave; it is re-parented to the nearest subreaper
+        // (the client) and gets on with its setup meanwhile.
         // SAFETY: single-threaded.
         match unsafe { nix::unistd::fork() }
             .map_err(|e| Error::sys("fork", "PID 1 of the new PID namespace", e))?
         {
-            // SAFETY: leave without the runtime's destructors.
-            ForkResult::Parent { .. } => unsafe { libc::_exit(0) },
+            ForkResult::Parent { child } => {
+                let res = ProcessFacts::of(&proc_fd, child, "pid_for_children")
+                    .and_then(|facts| send(sync, &facts.encode()));
+                if let Err(e) = res {
+                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                    let mut record = b"E".to_vec();
+                    record.extend(e.encode());
+                    let _ = send(sync, &record);
+                }
+                // SAFETY: leave without the runtime's destructors.
+                unsafe { libc::_exit(0) }
+            }
             ForkResult::Child => {}
         }
+    } else {
+        send(
+            sync,
+            &ProcessFacts::of(&proc_fd, nix::unistd::getpid(), "pid")?.encode(),
+        )?;
     }
-    // Sync point 1. We describe ourselves: being non-dumpable, our
-    // /proc/PID/ns links are closed to the runtime.
-    send(sync, &ProcessFacts::of_self()?.encode())?;
-    // Sync point 2: the runtime ran prestart/createRuntime and sends the state.
-    match recv(sync)? {
-        Some(msg) if msg.first() == Some(&b'G') => ctx.state = msg[1..].to_vec(),
-        _ => {
-            return Err(Error::invalid(
-                "create",
-                "the runtime went away during setup",
-            ));
+    // Sync point 2: the runtime ran prestart/createRuntime and sends the
+    // state, when there are hooks to wait for or to hand it to.
+    if waits_at_sync2(plan) {
+        match recv(sync)? {
+            Some(msg) if msg.first() == Some(&b'G') => ctx.state = msg[1..].to_vec(),
+            _ => {
+                return Err(Error::invalid(
+                    "create",
+                    "the runtime went away during setup",
+                ));
+            }
         }
     }
+    drop(proc_fd);
     container_main(plan, seccomp, ctx, || Ok(()))
 }
 
-/// What the container process reports at sync point 1: the facts the
-/// record needs, read by the process itself from the host's /proc (still
-/// mounted: this is before pivot_root).
+/// What is reported at sync point 1: the facts the record needs about the
+/// container process, read from the host's /proc (still mounted: this is
+/// before pivot_root) by the process that made its namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessFacts {
     /// Host PID (what /proc/self names in the host's procfs).
@@ -479,32 +529,52 @@ pub struct ProcessFacts {
 }
 
 impl ProcessFacts {
-    fn of_self() -> Result<Self> {
+    /// The facts of the container process `pid`, read by the process that
+    /// made its namespaces (it or its parent): our own mount namespace, and
+    /// our `pid` or `pid_for_children` namespace. No /proc/self readlink,
+    /// and the mount namespace file is opened once for its inode and ID.
+    fn of(proc_fd: &OwnedFd, pid: Pid, pid_ns: &str) -> Result<Self> {
         let err = |what: &str| {
             Error::sys(
                 "create",
-                format!("read /proc/self/{what}"),
+                format!("read /proc/{what}"),
                 nix::errno::Errno::ESRCH,
             )
         };
-        let pid: i32 = std::fs::read_link("/proc/self")
-            .ok()
-            .and_then(|p| p.to_str()?.parse().ok())
-            .ok_or_else(|| err("(link)"))?;
-        let (_, start_time) = crate::record::proc_stat(pid).ok_or_else(|| err("stat"))?;
-        let ino = |k: &str| crate::record::ns_inode(pid, k).ok_or_else(|| err(&format!("ns/{k}")));
-        let proc_fd = nix::fcntl::open(
-            "/proc",
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        let stat = nix::fcntl::openat(
+            proc_fd,
+            format!("{pid}/stat").as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|_| err(""))?;
+        .ok()
+        .and_then(|fd| sys::read_to_end(&fd).ok())
+        .ok_or_else(|| err(&format!("{pid}/stat")))?;
+        let (_, start_time) = crate::record::parse_stat(&String::from_utf8_lossy(&stat))
+            .ok_or_else(|| err(&format!("{pid}/stat")))?;
+        let mnt = nix::fcntl::openat(
+            proc_fd,
+            "self/ns/mnt",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|_| err("self/ns/mnt"))?;
+        let mnt_ns = nix::sys::stat::fstat(&mnt)
+            .map_err(|_| err("self/ns/mnt"))?
+            .st_ino;
+        let pid_ns = nix::sys::stat::fstatat(
+            proc_fd,
+            format!("self/ns/{pid_ns}").as_str(),
+            nix::fcntl::AtFlags::empty(),
+        )
+        .map_err(|_| err(&format!("self/ns/{pid_ns}")))?
+        .st_ino;
         Ok(ProcessFacts {
-            pid,
+            pid: pid.as_raw(),
             start_time,
-            mnt_ns: ino("mnt")?,
-            pid_ns: ino("pid")?,
-            mnt_ns_id: sys::mnt_ns_id_of(&proc_fd, "self").unwrap_or(0),
+            mnt_ns,
+            pid_ns,
+            mnt_ns_id: sys::mnt_ns_id(&mnt).unwrap_or(0),
         })
     }
 

@@ -76,6 +76,8 @@ pub struct Created {
     pub paths: Paths,
     pub record: Record,
     guard: Guard,
+    /// `run`'s end of the sync socket, open until the container execs.
+    sync: Option<OwnedFd>,
 }
 
 /// Plan a container for `create` or `run` (`for_run`): the config plus the
@@ -236,7 +238,7 @@ fn container_root_ids(plan: &Plan) -> Option<(u32, u32)> {
 pub fn create_container(
     opts: &CreateOptions,
     plan: Plan,
-    subreaper: bool,
+    for_run: bool,
     sigmask: Option<nix::sys::signal::SigSet>,
 ) -> Result<Created> {
     // 1. Plan: everything validated before anything changes.
@@ -280,24 +282,11 @@ pub fn create_container(
     // record here is what a `create` killed midway, or a stopped container
     // whose index was wiped, left behind.
     let _ = std::fs::remove_file(&paths.fifo);
-    nix::unistd::mkfifo(&paths.fifo, Mode::from_bits_truncate(0o600))
-        .map_err(|e| Error::sys("create", format!("mkfifo {}", paths.fifo.display()), e))?;
-    guard.fifo = true;
-    fault::point("create:fifo");
-    if caller.euid == 0
-        && let Some((uid, gid)) = container_root_ids(&plan)
-    {
-        nix::unistd::chown(&paths.fifo, Some(uid.into()), Some(gid.into()))
-            .map_err(|e| Error::sys("create", format!("chown {}", paths.fifo.display()), e))?;
-    }
-    let open_path = |p: &Path, dir: OFlag| {
-        nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC | dir, Mode::empty())
-            .map_err(|e| Error::sys("create", format!("open {}", p.display()), e))
-    };
-    let fifo_handle = launch::StartFifo {
-        fifo: open_path(&paths.fifo, OFlag::empty())?,
-        dir: open_path(&paths.bundle, OFlag::O_DIRECTORY)?,
-        name: paths.fifo.file_name().expect("has a name").into(),
+    // `run` starts the container itself: nothing to park it on.
+    let fifo_handle = if for_run {
+        None
+    } else {
+        Some(start_fifo(&paths, &plan, caller, &mut guard)?)
     };
     let console = match (&opts.console_socket, plan.process.terminal) {
         (Some(p), true) => Some(crate::console::connect(p)?),
@@ -307,7 +296,7 @@ pub fn create_container(
     // 3. Fork the container process.
     let before = crate::scan::Before::take();
     let (ours, theirs) = launch::socketpair()?;
-    if subreaper {
+    if for_run {
         // `run` waits for the container's PID 1 even when an intermediate
         // process forked it.
         nix::sys::prctl::set_child_subreaper(true)
@@ -325,7 +314,7 @@ pub fn create_container(
                 seccomp,
                 Spawn {
                     sync: theirs,
-                    fifo: Some(fifo_handle),
+                    fifo: fifo_handle,
                     console,
                     sigmask,
                 },
@@ -340,8 +329,18 @@ pub fn create_container(
     fault::point("create:forked");
 
     // Sync point 1: the namespaces exist and we know the container's PID.
-    let Sync::Pid(facts) = launch::expect_sync(receive(&ours, child)?)? else {
-        return Err(Error::invalid("create", "expected the container PID first"));
+    // Without hooks the container does not wait for us and may even be
+    // ready (sync point 3) before its PID arrives from the process that
+    // forked it.
+    let mut ready = false;
+    let facts = loop {
+        match launch::expect_sync(receive(&ours, child)?)? {
+            Sync::Pid(facts) => break facts,
+            Sync::Ready if !launch::waits_at_sync2(&plan) => ready = true,
+            Sync::Ready => {
+                return Err(Error::invalid("create", "expected the container PID first"));
+            }
+        }
     };
     let pid = facts.pid;
     let pidfd =
@@ -398,18 +397,22 @@ pub fn create_container(
         spec_hooks.create_runtime().as_deref().unwrap_or_default(),
         &state,
     )?;
-    let mut go = b"G".to_vec();
-    go.extend_from_slice(&state);
-    launch::send(&ours, &go)?;
+    if launch::waits_at_sync2(&plan) {
+        let mut go = b"G".to_vec();
+        go.extend_from_slice(&state);
+        launch::send(&ours, &go)?;
+    }
 
     fault::point("create:released");
     // Sync point 3: the container is parked.
-    match launch::expect_sync(receive(
-        &ours,
-        guard.child.unwrap_or(Pid::from_raw(facts.pid)),
-    )?)? {
-        Sync::Ready => {}
-        Sync::Pid(_) => return Err(Error::invalid("create", "unexpected second PID")),
+    if !ready {
+        match launch::expect_sync(receive(
+            &ours,
+            guard.child.unwrap_or(Pid::from_raw(facts.pid)),
+        )?)? {
+            Sync::Ready => {}
+            Sync::Pid(_) => return Err(Error::invalid("create", "unexpected second PID")),
+        }
     }
     fault::point("create:parked");
     if let Some(f) = &pid_file {
@@ -425,7 +428,55 @@ pub fn create_container(
         paths,
         record: rec,
         guard,
+        sync: for_run.then_some(ours),
     })
+}
+
+/// Make the FIFO the container parks on until `start`, and the handles the
+/// container process keeps on it.
+fn start_fifo(
+    paths: &Paths,
+    plan: &Plan,
+    caller: Caller,
+    guard: &mut Guard,
+) -> Result<launch::StartFifo> {
+    nix::unistd::mkfifo(&paths.fifo, Mode::from_bits_truncate(0o600))
+        .map_err(|e| Error::sys("create", format!("mkfifo {}", paths.fifo.display()), e))?;
+    guard.fifo = true;
+    fault::point("create:fifo");
+    if caller.euid == 0
+        && let Some((uid, gid)) = container_root_ids(plan)
+    {
+        nix::unistd::chown(&paths.fifo, Some(uid.into()), Some(gid.into()))
+            .map_err(|e| Error::sys("create", format!("chown {}", paths.fifo.display()), e))?;
+    }
+    let open_path = |p: &Path, dir: OFlag| {
+        nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC | dir, Mode::empty())
+            .map_err(|e| Error::sys("create", format!("open {}", p.display()), e))
+    };
+    Ok(launch::StartFifo {
+        fifo: open_path(&paths.fifo, OFlag::empty())?,
+        dir: open_path(&paths.bundle, OFlag::O_DIRECTORY)?,
+        name: paths.fifo.file_name().expect("has a name").into(),
+    })
+}
+
+/// `run`'s start: the container did not park, it goes on to exec once
+/// ready; the sync socket closes on exec (close-on-exec), or brings the
+/// error record of a failed last step.
+fn until_exec(sync: &OwnedFd, rec: &Record) -> Result<()> {
+    match launch::recv(sync)? {
+        None => Ok(()),
+        Some(msg) if msg.first() == Some(&b'E') => {
+            Err(Error::decode(&msg[1..]).unwrap_or_else(|| {
+                Error::invalid("start", format!("container {:?} failed to start", rec.id))
+            }))
+        }
+        Some(_) => Err(Error::invalid(
+            "start",
+            "malformed message from the container process",
+        )),
+    }
 }
 
 use nix::fcntl::OFlag;
@@ -766,7 +817,9 @@ pub fn run(opts: &CreateOptions, plan: Plan) -> Result<i32> {
     let (set, old) = launch::block_forwarded()?;
     let mut c = create_container(opts, plan, true, Some(old))?;
     c.guard.armed = false;
-    let res = release(&c.paths, &c.record).map(|()| poststart(&c.paths, &c.record));
+    let sync = c.sync.take().expect("run keeps the sync socket");
+    let res = until_exec(&sync, &c.record).map(|()| poststart(&c.paths, &c.record));
+    drop(sync);
     let code = match res {
         Ok(()) => {
             fault::point("run:waiting");

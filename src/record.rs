@@ -257,7 +257,11 @@ pub fn write(path: &Path, rec: &Record) -> Result<()> {
 
 /// Fields of /proc/PID/stat after the command name: (state, start time).
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// (state, start time) from the text of a /proc/PID/stat.
+pub fn parse_stat(text: &str) -> Option<(char, u64)> {
     // The command name may hold spaces and parentheses: split after the last ')'.
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();

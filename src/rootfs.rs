@@ -7,11 +7,12 @@
 //! CVE-2019-16884 / CVE-2021-30465 class).
 
 use crate::error::{Error, Result};
-use crate::plan::{DeviceOp, MountKind, MountOp, Plan};
+use crate::plan::{DeviceOp, MountKind, MountOp, Plan, UserNs};
 use crate::sys::{self, fd_path, open_beneath, open_in_root};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
 use nix::sys::stat::{Mode, SFlag};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -175,12 +176,29 @@ fn resolve_or_create(
 /// Mount every configured mount, in order, inside the rootfs.
 pub fn mount_all(plan: &Plan, root: &OwnedFd) -> Result<()> {
     for op in &plan.mounts {
-        mount_one(op, root)?;
+        mount_one(op, root, refuses_fresh(plan, op.kind))?;
     }
     Ok(())
 }
 
-fn mount_one(op: &MountOp, root: &OwnedFd) -> Result<()> {
+/// Whether the kernel is sure to refuse a fresh proc, sysfs, mqueue or
+/// cgroup mount: it wants our user namespace to own the PID, network, IPC
+/// or cgroup namespace, which cannot be when we made the user namespace but
+/// not that one. Known in advance, the doomed mount(2) is not tried.
+fn refuses_fresh(plan: &Plan, kind: MountKind) -> bool {
+    let needs = match kind {
+        MountKind::Proc => CloneFlags::CLONE_NEWPID,
+        MountKind::Sysfs => CloneFlags::CLONE_NEWNET,
+        MountKind::Mqueue => CloneFlags::CLONE_NEWIPC,
+        MountKind::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        _ => return false,
+    };
+    matches!(plan.userns, UserNs::Create(_))
+        && !plan.create.contains(needs)
+        && !plan.join.iter().any(|(flag, _)| *flag == needs)
+}
+
+fn mount_one(op: &MountOp, root: &OwnedFd, refused: bool) -> Result<()> {
     let want = match (&op.kind, &op.source) {
         (MountKind::Bind { .. }, Some(src)) => {
             let meta = std::fs::metadata(src).map_err(|e| {
@@ -213,7 +231,16 @@ fn mount_one(op: &MountOp, root: &OwnedFd) -> Result<()> {
                 MountKind::Mqueue => "/dev/mqueue",
                 _ => "/sys/fs/cgroup",
             };
-            match sys::mount("mount", Some(&source_or_type), &at, fstype, op.flags, data) {
+            let fresh = if refused {
+                Err(Error::sys(
+                    "mount",
+                    op.dest.display().to_string(),
+                    Errno::EPERM,
+                ))
+            } else {
+                sys::mount("mount", Some(&source_or_type), &at, fstype, op.flags, data)
+            };
+            match fresh {
                 Ok(()) => {}
                 // The kernel refuses a fresh proc/sysfs/mqueue unless our user
                 // namespace owns the matching pid/net/ipc namespace: fall back

@@ -269,7 +269,9 @@ fn expect(verb: Verb, point: &str) -> Option<Expect> {
         (Verb::Create, "create") => Some(Expect::Killed),
         (Verb::Create, "container") => Some(Expect::Fails),
         (Verb::Start, "start") => Some(Expect::Killed),
-        (Verb::RunPidNs, "create" | "start" | "run") => Some(Expect::Killed),
+        // run starts the container itself: no FIFO, no `start`.
+        (Verb::RunPidNs, "create") if point != "create:fifo" => Some(Expect::Killed),
+        (Verb::RunPidNs, "run") => Some(Expect::Killed),
         (Verb::RunPidNs, "container") => Some(Expect::Fails),
         // run's cleanup passes the delete points after the kill.
         (Verb::RunPidNs, "delete") if point != "delete:killed" => Some(Expect::Killed),
@@ -311,7 +313,7 @@ fn container_for(who: Who, verb: Verb, point: &str) -> Ctr {
     // running; `run` otherwise gets one that exits at once (its cleanup
     // points, delete:*, come after the program exits, and a run that is
     // not killed where expected does not wait for a sleep).
-    let runs_on = matches!(point.split(':').next(), Some("start" | "run"));
+    let runs_on = matches!(point.split(':').next(), Some("run"));
     if verb == Verb::RunPidNs && !runs_on {
         b.args(&["true"]);
     } else {
