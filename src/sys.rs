@@ -160,36 +160,6 @@ pub fn read_to_end(fd: &impl AsFd) -> Result<Vec<u8>, Errno> {
     }
 }
 
-/// `fork(2)` as a raw `clone(2)` with namespace flags: the child starts in
-/// the new namespaces (so it is PID 1 of a new PID namespace), which
-/// `unshare(2)` + `fork` would need one more process for.
-///
-/// Safety: the caller must be single-threaded (husk never starts threads
-/// before this point), as with `fork`.
-pub fn clone_fork(flags: nix::sched::CloneFlags) -> Result<Option<nix::unistd::Pid>> {
-    // SAFETY: with a NULL stack, clone behaves like fork: the child gets a
-    // copy of the address space and returns 0. We are single-threaded.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags.bits() as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    match ret {
-        -1 => Err(Error::sys(
-            "fork",
-            format!("clone {:#x}", flags.bits()),
-            Errno::last(),
-        )),
-        0 => Ok(None),
-        pid => Ok(Some(nix::unistd::Pid::from_raw(pid as i32))),
-    }
-}
-
 /// Mark every descriptor from `first` up close-on-exec, so no host fd the
 /// caller leaked (Buildah passes several) reaches the container program.
 pub fn cloexec_from(first: RawFd) -> Result<()> {
