@@ -220,9 +220,12 @@ fn mount_one(op: &MountOp, root: &OwnedFd, refused: bool) -> Result<()> {
         .source
         .clone()
         .unwrap_or_else(|| PathBuf::from(&op.fstype));
+    // Flags reach a fresh mount through mount(2); a bind needs a remount.
+    let mut bound = false;
     match op.kind {
         MountKind::Bind { recursive } => {
             bind(op.source.as_deref().expect("planned"), &at, recursive)?;
+            bound = true;
         }
         MountKind::Proc | MountKind::Sysfs | MountKind::Mqueue | MountKind::Cgroup => {
             let host = match op.kind {
@@ -265,6 +268,7 @@ fn mount_one(op: &MountOp, root: &OwnedFd, refused: bool) -> Result<()> {
                             }
                             return Err(e2);
                         }
+                        bound = true;
                     } else if op.kind == MountKind::Cgroup || op.kind == MountKind::Mqueue {
                         note(&format!(
                             "{}: {} not mounted: {e}",
@@ -308,14 +312,7 @@ fn mount_one(op: &MountOp, root: &OwnedFd, refused: bool) -> Result<()> {
         }
     }
     // Remounts and propagation act on the new mount: reopen its root.
-    let needs_remount = matches!(
-        op.kind,
-        MountKind::Bind { .. }
-            | MountKind::Proc
-            | MountKind::Sysfs
-            | MountKind::Mqueue
-            | MountKind::Cgroup
-    ) && !(op.flags & !MsFlags::MS_REMOUNT).is_empty();
+    let needs_remount = bound && !(op.flags & !MsFlags::MS_REMOUNT).is_empty();
     if needs_remount || !op.propagation.is_empty() {
         let mnt = resolve_or_create("mount", root, &op.dest, want)?;
         if needs_remount {
@@ -348,6 +345,13 @@ fn bind(source: &Path, at: &Path, recursive: bool) -> Result<()> {
 /// user namespace the flags the kernel locked must be kept: on EPERM, add
 /// the mount's current locked flags and retry (runc does the same).
 fn remount_bind(at: &Path, flags: MsFlags) -> Result<()> {
+    // mount_setattr(2) only sets what is asked, locked flags need no
+    // reading back: one syscall where the remount may take three.
+    // EPERM: a flag to clear is locked; ENOSYS: an older kernel; EINVAL:
+    // a flag it cannot set (MS_SYNCHRONOUS, ...). The remount copes.
+    if sys::set_mount_flags(at, flags, true).is_ok() {
+        return Ok(());
+    }
     let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
     match sys::mount("mount", None, at, None, base | flags, None) {
         Err(e) if e.errno() == Some(Errno::EPERM) => {
@@ -357,6 +361,15 @@ fn remount_bind(at: &Path, flags: MsFlags) -> Result<()> {
             sys::mount("mount", None, at, None, base | flags | locked, None)
         }
         r => r,
+    }
+}
+
+/// Make the bind mount at `at` read-only (and with MS_REC every mount
+/// below), keeping its other flags: one mount_setattr(2), or the remount.
+fn add_readonly(at: &Path, rec: MsFlags) -> Result<()> {
+    match sys::set_mount_flags(at, MsFlags::MS_RDONLY | rec, false) {
+        Ok(()) => Ok(()),
+        Err(_) => remount_bind(at, MsFlags::MS_RDONLY | rec),
     }
 }
 
@@ -395,8 +408,19 @@ pub fn create_devices(plan: &Plan, root: &OwnedFd) -> Result<()> {
         best_effort && matches!(e.errno(), Some(Errno::EACCES | Errno::EROFS | Errno::EPERM))
     };
     let mut can_mknod = true;
+    // /dev resolved once: most nodes live right in it.
+    let dev_dir = if setup_dev || !plan.devices.is_empty() {
+        match resolve_or_create("create devices", root, Path::new("/dev"), Want::Dir) {
+            Ok(fd) => Some(fd),
+            Err(e) if denied(&e) => None,
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    let mut provide = |dev: &DeviceOp| provide_device(root, dev_dir.as_ref(), dev, &mut can_mknod);
     for dev in defaults {
-        if let Err(e) = provide_device(root, &dev, &mut can_mknod) {
+        if let Err(e) = provide(&dev) {
             if denied(&e) {
                 note(&format!("default devices not created: {e}"));
                 return Ok(());
@@ -405,10 +429,13 @@ pub fn create_devices(plan: &Plan, root: &OwnedFd) -> Result<()> {
         }
     }
     for dev in &plan.devices {
-        provide_device(root, dev, &mut can_mknod)?;
+        provide(dev)?;
     }
     if setup_dev {
-        let dev = resolve_or_create("create devices", root, Path::new("/dev"), Want::Dir)?;
+        let dev = match dev_dir {
+            Some(fd) => fd,
+            None => resolve_or_create("create devices", root, Path::new("/dev"), Want::Dir)?,
+        };
         let links = || -> Result<()> {
             for (target, link) in DEV_SYMLINKS {
                 symlink(&dev, target, link)?;
@@ -435,7 +462,12 @@ pub fn create_devices(plan: &Plan, root: &OwnedFd) -> Result<()> {
 /// mknod where the kernel allows it (real root), else bind the host's node
 /// (a user namespace cannot create devices); after the first EPERM, bind
 /// straight away.
-fn provide_device(root: &OwnedFd, dev: &DeviceOp, can_mknod: &mut bool) -> Result<()> {
+fn provide_device(
+    root: &OwnedFd,
+    dev_dir: Option<&OwnedFd>,
+    dev: &DeviceOp,
+    can_mknod: &mut bool,
+) -> Result<()> {
     if *can_mknod {
         match mknod(root, dev) {
             Ok(()) => return Ok(()),
@@ -443,7 +475,7 @@ fn provide_device(root: &OwnedFd, dev: &DeviceOp, can_mknod: &mut bool) -> Resul
             Err(e) => return Err(e),
         }
     }
-    bind_device(root, dev)
+    bind_device(root, dev_dir, dev)
 }
 
 fn symlink(dev: &OwnedFd, target: &str, link: &str) -> Result<()> {
@@ -499,8 +531,12 @@ fn mknod(root: &OwnedFd, dev: &DeviceOp) -> Result<()> {
     .map_err(|e| Error::sys("create devices", format!("chown {}", dev.path.display()), e))
 }
 
-fn bind_device(root: &OwnedFd, dev: &DeviceOp) -> Result<()> {
-    let target = resolve_or_create("create devices", root, &dev.path, Want::File)?;
+fn bind_device(root: &OwnedFd, dev_dir: Option<&OwnedFd>, dev: &DeviceOp) -> Result<()> {
+    let in_dev = dev_dir.filter(|_| dev.path.parent() == Some(Path::new("/dev")));
+    let target = match in_dev.and_then(|dir| dev_entry(dir, dev.path.file_name()?)) {
+        Some(fd) => fd,
+        None => resolve_or_create("create devices", root, &dev.path, Want::File)?,
+    };
     sys::mount(
         "create devices",
         Some(&dev.path),
@@ -509,6 +545,25 @@ fn bind_device(root: &OwnedFd, dev: &DeviceOp) -> Result<()> {
         MsFlags::MS_BIND,
         None,
     )
+}
+
+/// The mount point for a node right in /dev, in one or two syscalls: the
+/// entry there (one name, not followed), or a new empty file. `None` leaves
+/// it to `resolve_or_create` (a symlink to resolve inside the root, an
+/// error to report).
+fn dev_entry(dir: &OwnedFd, name: &std::ffi::OsStr) -> Option<OwnedFd> {
+    let open = |flags| nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(0o644));
+    match open(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC) {
+        Ok(fd) => nix::sys::stat::fstat(&fd)
+            .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK)
+            .then_some(fd),
+        // O_EXCL: what we open is the empty file we made, never a device.
+        Err(Errno::ENOENT) => open(
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        )
+        .ok(),
+        Err(_) => None,
+    }
 }
 
 /// Create `process.cwd` inside the rootfs if it is missing (runc does).
@@ -583,8 +638,7 @@ pub fn finish(plan: &Plan) -> Result<()> {
                 Errno::ENOENT,
             )
         })?;
-        remount_bind(&fd_path(&fd), MsFlags::MS_RDONLY | MsFlags::MS_REC)
-            .map_err(|e| relabel(e, "readonly paths"))?;
+        add_readonly(&fd_path(&fd), MsFlags::MS_REC).map_err(|e| relabel(e, "readonly paths"))?;
     }
     for p in &plan.masked_paths {
         let Some(fd) = open_existing("masked paths", &root, p)? else {
@@ -614,7 +668,7 @@ pub fn finish(plan: &Plan) -> Result<()> {
         }
     }
     if plan.root_readonly {
-        remount_bind(Path::new("/"), MsFlags::MS_RDONLY).map_err(|e| relabel(e, "mount rootfs"))?;
+        add_readonly(Path::new("/"), MsFlags::empty()).map_err(|e| relabel(e, "mount rootfs"))?;
     }
     if let Some(flag) = plan.rootfs_propagation {
         sys::mount("rootfs propagation", None, Path::new("/"), None, flag, None)?;
