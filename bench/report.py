@@ -36,6 +36,7 @@ SCAN_ROWS = [
     "delete --force (own PID ns)",
     "kill --all (no PID ns)",
     "delete --force (no PID ns)",
+    "kill --all (no PID ns, the others started after it)",
     "ls -f /proc (reference)",
 ]
 
@@ -312,11 +313,16 @@ def main():
     w(f"## The namespace scan: `state`, `kill --all`, `delete --force` with {n} other processes")
     w("")
     w(f"{meta.get('SLEEPERS_STARTED', n)} `sleep` processes owned by the bench user (the worst case: "
-      "their `/proc/PID/ns` links are readable, so a scan must look at each) "
+      "their `/proc/PID/ns` links are readable, so a naive scan must look at each; they are "
+      "started before the containers, as the machine's other processes would be) "
       f"({meta.get('PROCS_DURING_SCAN', '?')} processes on the host in all). Each `kill`/`delete` "
       "run gets a fresh running container (hyperfine `--prepare`). \"Own PID ns\": runc's "
       "rootless spec running `sleep`; \"no PID ns\": the minimal spec running `sleep`, whose "
-      "processes can only be found by scanning the host.")
+      "processes can only be found in the host's `/proc` — husk reads only the window of PIDs "
+      "handed out since the container process (`src/scan.rs`, docs/stateless-profile.md). "
+      "The worst case for that window is the row \"the others started after it\": one "
+      "container (no PID ns) made *before* the sleep processes, signalled with `CONT`, so all "
+      "of them lie in its window and each is looked at.")
     w("")
     w(f"| command | median ms, 0 others | median ms, {n} others | growth |")
     w("|---|---:|---:|---:|")
