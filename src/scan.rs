@@ -454,6 +454,38 @@ mod tests {
     }
 
     #[test]
+    fn the_full_scan_also_leaves_older_processes_alone() {
+        let Some(before) = Before::take() else {
+            return; // no pidfs on this kernel
+        };
+        let mut first = std::process::Command::new("/bin/sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let fd = sys::pidfd_open(first.id() as i32).unwrap();
+        // A PID space too crowded to prove the window: all of /proc is read.
+        let birth = before.birth(&fd).map(|b| Birth {
+            busy: u64::from(u32::MAX),
+            ..b
+        });
+        let rec = record(first.id() as i32, birth, None);
+        let mut later = std::process::Command::new("/bin/sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let proc_fd = nix::fcntl::open("/proc", OFlag::O_PATH, Mode::empty()).unwrap();
+        assert!(windowed(&proc_fd, &rec).is_none());
+        let found = members(&rec);
+        let parent = nix::unistd::getppid().as_raw();
+        let _ = (first.kill(), later.kill(), first.wait(), later.wait());
+        assert!(found.contains(&(later.id() as i32)), "{found:?}");
+        assert!(
+            !found.contains(&parent),
+            "older than the container: {found:?}"
+        );
+    }
+
+    #[test]
     fn birth_facts_order_processes() {
         let Some(before) = Before::take() else {
             return; // no pidfs on this kernel
