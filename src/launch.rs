@@ -13,12 +13,15 @@
 //!   1. → runtime: `P` + the container's PID and namespaces, from the
 //!      process that made them (the container process, or with a PID
 //!      namespace its parent, which then leaves)
-//!   2. runtime → container: `G` + state JSON (prestart/createRuntime
-//!      done) — only when the config has hooks; otherwise the container
-//!      does not wait and the runtime writes its record meanwhile
+//!   2. runtime → container: `G` + state JSON: the record is written
+//!      (prestart/createRuntime done). With hooks the container waits for
+//!      it before its root filesystem; otherwise it reads it just before 3,
+//!      so the runtime writes its record while the container mounts. Until
+//!      then the container process dies with the runtime
+//!      (PR_SET_PDEATHSIG, through the intermediate process if any): a
+//!      runtime killed before its record leaves nothing to find.
 //!   3. container → runtime: `R` (rootfs done, parking) — or `E` + error
-//!      record at any point before. Without a wait at 2, `R` may arrive
-//!      before `P`.
+//!      record at any point before.
 
 use crate::error::{Error, Result};
 use crate::plan::{Caller, Plan, UserNs};
@@ -204,6 +207,13 @@ pub struct ContainerCtx {
     pub parked: Option<OwnedFd>,
     /// The connected `--console-socket`.
     pub console: Option<OwnedFd>,
+    /// Sync point 2 is still to be read, just before sync point 3.
+    pub go_pending: bool,
+    /// With a PID namespace, the pipe our parent (the intermediate process)
+    /// waits on, and a pidfd on it: once untethered we close the pipe and
+    /// wait for it to be gone, so no husk process but the runtime's is left
+    /// once we are ready.
+    pub hold: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// The container side, top to bottom. `before_exec` runs once the
@@ -238,8 +248,15 @@ pub fn container_main(
     if let Some(sock) = ctx.console.take() {
         crate::console::setup(sock, plan.process.console_size)?;
     }
-    if let Some(sync) = &ctx.sync {
-        send(sync, b"R")?;
+    if let Some(sync) = ctx.sync.take() {
+        if ctx.go_pending {
+            // Sent when the runtime wrote our record, normally long ago.
+            ctx.state = receive_go(&sync)?;
+        }
+        untether(ctx)?;
+        let sent = send(&sync, b"R");
+        ctx.sync = Some(sync);
+        sent?;
     }
     if let Some(fifo) = ctx.fifo.take() {
         ctx.parked = Some(park(&fifo)?);
@@ -359,7 +376,10 @@ pub fn recv(sock: &OwnedFd) -> Result<Option<Vec<u8>>> {
             MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
         ) {
             Ok(n) => break n,
-            Err(nix::errno::Errno::EINTR) => {}
+            // The peer left with a message of ours unread (the container
+            // failed while the runtime's sync point 2 was on its way): the
+            // kernel reports that once, then hands over what it had sent.
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNRESET) => {}
             Err(e) => return Err(Error::sys("create", "sync socket recv", e)),
         }
     };
@@ -375,7 +395,7 @@ pub fn recv(sock: &OwnedFd) -> Result<Option<Vec<u8>>> {
                 buf.truncate(n);
                 return Ok(Some(buf));
             }
-            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNRESET) => {}
             Err(e) => return Err(Error::sys("create", "sync socket recv", e)),
         }
     }
@@ -401,11 +421,11 @@ pub struct Spawn {
     pub sigmask: Option<SigSet>,
 }
 
-/// Whether the container process waits at sync point 2. Only hooks need
-/// it: prestart and createRuntime must be done before pivot_root, and
-/// createContainer and startContainer get the state the runtime sends.
-/// Without hooks the runtime writes its record while the container builds
-/// its root filesystem.
+/// Whether the container process waits at sync point 2 before building its
+/// root filesystem. Only hooks need that: prestart and createRuntime must be
+/// done before pivot_root, and createContainer and startContainer get the
+/// state the runtime sends. Otherwise it reads sync point 2 just before
+/// sync point 3, and the runtime writes its record meanwhile.
 pub fn waits_at_sync2(plan: &Plan) -> bool {
     plan.spec.hooks().as_ref().is_some_and(|h| {
         #[allow(deprecated)]
@@ -425,6 +445,7 @@ pub fn waits_at_sync2(plan: &Plan) -> bool {
 /// container side. Never returns; errors go to the runtime (or to `start`
 /// once parked) as a fixed record.
 pub fn child_main(plan: &Plan, seccomp: Option<libseccomp::ScmpFilterContext>, spawn: Spawn) -> ! {
+    let runtime = nix::unistd::getppid();
     if let Some(mask) = &spawn.sigmask {
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None);
     }
@@ -434,7 +455,7 @@ pub fn child_main(plan: &Plan, seccomp: Option<libseccomp::ScmpFilterContext>, s
         console: spawn.console,
         ..Default::default()
     };
-    let res = child_steps(plan, seccomp, &mut ctx);
+    let res = child_steps(plan, seccomp, &mut ctx, runtime);
     let e = match res {
         Err(e) => e,
         Ok(never) => match never {},
@@ -454,8 +475,18 @@ fn child_steps(
     plan: &Plan,
     seccomp: Option<libseccomp::ScmpFilterContext>,
     ctx: &mut ContainerCtx,
+    runtime: Pid,
 ) -> Result<Infallible> {
     enter(plan)?;
+    // After enter: a change of credentials (setresuid in the new user
+    // namespace) clears the parent-death signal.
+    tether()?;
+    if nix::unistd::getppid() != runtime {
+        return Err(Error::invalid(
+            "create",
+            "the runtime went away during setup",
+        ));
+    }
     let sync = ctx
         .sync
         .as_ref()
@@ -471,13 +502,18 @@ fn child_steps(
     if plan.create.contains(CloneFlags::CLONE_NEWPID) {
         // unshare(CLONE_NEWPID) applies to children: the container process
         // is our child, PID 1 of the new namespace. We describe it (sync
-        // point 1) and leave; it is re-parented to the nearest subreaper
-        // (the client) and gets on with its setup meanwhile.
+        // point 1) and wait, tied to the runtime, until it is tied to
+        // nothing (it has passed sync point 2); then we leave and it is
+        // re-parented to the nearest subreaper (the client).
+        let (hold_r, hold_w) = sys::pipe("fork")?;
+        let us = sys::pidfd_open(nix::unistd::getpid().as_raw())
+            .map_err(|e| Error::sys("fork", "pidfd_open of the intermediate process", e))?;
         // SAFETY: single-threaded.
         match unsafe { nix::unistd::fork() }
             .map_err(|e| Error::sys("fork", "PID 1 of the new PID namespace", e))?
         {
             ForkResult::Parent { child } => {
+                drop(hold_w);
                 let res = ProcessFacts::of(&proc_fd, child, "pid_for_children")
                     .and_then(|facts| send(sync, &facts.encode()));
                 if let Err(e) = res {
@@ -485,11 +521,26 @@ fn child_steps(
                     let mut record = b"E".to_vec();
                     record.extend(e.encode());
                     let _ = send(sync, &record);
+                } else {
+                    // EOF once the child untethered (or died).
+                    let _ = nix::unistd::read(&hold_r, &mut [0u8; 1]);
                 }
                 // SAFETY: leave without the runtime's destructors.
                 unsafe { libc::_exit(0) }
             }
-            ForkResult::Child => {}
+            ForkResult::Child => {
+                drop(hold_r);
+                // Tied to our parent, which is tied to the runtime; if it
+                // is already gone, so are we.
+                tether()?;
+                if sys::pidfd_wait(&us, std::time::Duration::ZERO) {
+                    return Err(Error::invalid(
+                        "create",
+                        "the runtime went away during setup",
+                    ));
+                }
+                ctx.hold = Some((hold_w, us));
+            }
         }
     } else {
         send(
@@ -497,21 +548,46 @@ fn child_steps(
             &ProcessFacts::of(&proc_fd, nix::unistd::getpid(), "pid")?.encode(),
         )?;
     }
-    // Sync point 2: the runtime ran prestart/createRuntime and sends the
-    // state, when there are hooks to wait for or to hand it to.
-    if waits_at_sync2(plan) {
-        match recv(sync)? {
-            Some(msg) if msg.first() == Some(&b'G') => ctx.state = msg[1..].to_vec(),
-            _ => {
-                return Err(Error::invalid(
-                    "create",
-                    "the runtime went away during setup",
-                ));
-            }
-        }
-    }
     drop(proc_fd);
+    // Sync point 2: the runtime wrote our record (and ran prestart and
+    // createRuntime) and sends the state. Hooks need it before pivot_root;
+    // without them it is read just before sync point 3, so the runtime
+    // writes while we build the root filesystem.
+    if waits_at_sync2(plan) {
+        ctx.state = receive_go(sync)?;
+    } else {
+        ctx.go_pending = true;
+    }
     container_main(plan, seccomp, ctx, || Ok(()))
+}
+
+fn receive_go(sync: &OwnedFd) -> Result<Vec<u8>> {
+    match recv(sync)? {
+        Some(msg) if msg.first() == Some(&b'G') => Ok(msg[1..].to_vec()),
+        _ => Err(Error::invalid(
+            "create",
+            "the runtime went away during setup",
+        )),
+    }
+}
+
+/// Die with our parent (SIGKILL) until `untether`: a runtime killed before
+/// it has our record leaves no container process nobody could find.
+fn tether() -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| Error::sys("create", "PR_SET_PDEATHSIG", e))
+}
+
+/// The runtime has our record (sync point 2): live on without it, and let
+/// the intermediate process go.
+fn untether(ctx: &mut ContainerCtx) -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(None)
+        .map_err(|e| Error::sys("create", "PR_SET_PDEATHSIG 0", e))?;
+    if let Some((hold, parent)) = ctx.hold.take() {
+        drop(hold);
+        sys::pidfd_wait(&parent, std::time::Duration::from_secs(10));
+    }
+    Ok(())
 }
 
 /// What is reported at sync point 1: the facts the record needs about the

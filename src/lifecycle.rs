@@ -329,18 +329,8 @@ pub fn create_container(
     fault::point("create:forked");
 
     // Sync point 1: the namespaces exist and we know the container's PID.
-    // Without hooks the container does not wait for us and may even be
-    // ready (sync point 3) before its PID arrives from the process that
-    // forked it.
-    let mut ready = false;
-    let facts = loop {
-        match launch::expect_sync(receive(&ours, child)?)? {
-            Sync::Pid(facts) => break facts,
-            Sync::Ready if !launch::waits_at_sync2(&plan) => ready = true,
-            Sync::Ready => {
-                return Err(Error::invalid("create", "expected the container PID first"));
-            }
-        }
+    let Sync::Pid(facts) = launch::expect_sync(receive(&ours, child)?)? else {
+        return Err(Error::invalid("create", "expected the container PID first"));
     };
     let pid = facts.pid;
     let pidfd =
@@ -348,11 +338,6 @@ pub fn create_container(
     let birth = before.and_then(|b| b.birth(&pidfd));
     guard.pidfd = Some(pidfd);
     let own_pidns = plan.create.contains(CloneFlags::CLONE_NEWPID);
-    if own_pidns {
-        // The intermediate process exits right after reporting.
-        let _ = nix::sys::wait::waitpid(child, None);
-        guard.child = None;
-    }
 
     let spec_hooks = plan.spec.hooks().clone().unwrap_or_default();
     // The record goes down as soon as the PID is known: if `create` dies
@@ -397,22 +382,33 @@ pub fn create_container(
         spec_hooks.create_runtime().as_deref().unwrap_or_default(),
         &state,
     )?;
-    if launch::waits_at_sync2(&plan) {
-        let mut go = b"G".to_vec();
-        go.extend_from_slice(&state);
-        launch::send(&ours, &go)?;
+    let mut go = b"G".to_vec();
+    go.extend_from_slice(&state);
+    if let Err(e) = launch::send(&ours, &go) {
+        // The container may have failed and left already: its error
+        // record, still queued, says why.
+        launch::expect_sync(receive(&ours, Pid::from_raw(facts.pid))?)?;
+        return Err(e);
     }
 
     fault::point("create:released");
     // Sync point 3: the container is parked.
-    if !ready {
-        match launch::expect_sync(receive(
-            &ours,
-            guard.child.unwrap_or(Pid::from_raw(facts.pid)),
-        )?)? {
-            Sync::Ready => {}
-            Sync::Pid(_) => return Err(Error::invalid("create", "unexpected second PID")),
-        }
+    match launch::expect_sync(receive(
+        &ours,
+        if own_pidns {
+            Pid::from_raw(facts.pid)
+        } else {
+            child
+        },
+    )?)? {
+        Sync::Ready => {}
+        Sync::Pid(_) => return Err(Error::invalid("create", "unexpected second PID")),
+    }
+    if own_pidns {
+        // The intermediate process leaves once the container let it go,
+        // just before sync point 3.
+        let _ = nix::sys::wait::waitpid(child, None);
+        guard.child = None;
     }
     fault::point("create:parked");
     if let Some(f) = &pid_file {

@@ -829,7 +829,17 @@ pub fn children(pid: u32) -> Vec<u32> {
                 .map(|p| p.parse().unwrap())
                 .collect::<Vec<u32>>()
         })
+        // Live ones: `run`'s intermediate process leaves just before the
+        // container is ready, and the waiter reaps it a moment later.
+        .filter(|p| !is_zombie(*p))
         .collect()
+}
+
+fn is_zombie(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with('Z')))
+        .unwrap_or(true)
 }
 
 /// A shell prelude defining `t CMD...`, which runs CMD quietly and prints
