@@ -210,10 +210,8 @@ pub struct ContainerCtx {
     /// Sync point 2 is still to be read, just before sync point 3.
     pub go_pending: bool,
     /// With a PID namespace, the pipe our parent (the intermediate process)
-    /// waits on, and a pidfd on it: once untethered we close the pipe and
-    /// wait for it to be gone, so no husk process but the runtime's is left
-    /// once we are ready.
-    pub hold: Option<(OwnedFd, OwnedFd)>,
+    /// waits on: closed once we are untethered.
+    pub hold: Option<OwnedFd>,
 }
 
 /// The container side, top to bottom. `before_exec` runs once the
@@ -539,7 +537,8 @@ fn child_steps(
                         "the runtime went away during setup",
                     ));
                 }
-                ctx.hold = Some((hold_w, us));
+                drop(us);
+                ctx.hold = Some(hold_w);
             }
         }
     } else {
@@ -583,10 +582,8 @@ fn tether() -> Result<()> {
 fn untether(ctx: &mut ContainerCtx) -> Result<()> {
     nix::sys::prctl::set_pdeathsig(None)
         .map_err(|e| Error::sys("create", "PR_SET_PDEATHSIG 0", e))?;
-    if let Some((hold, parent)) = ctx.hold.take() {
-        drop(hold);
-        sys::pidfd_wait(&parent, std::time::Duration::from_secs(10));
-    }
+    // It leaves at once; the runtime reaps it after sync point 3.
+    ctx.hold = None;
     Ok(())
 }
 

@@ -70,14 +70,13 @@ fn start_in_pid_ns(who: Who, script: &str, extra: &[&str]) -> (Bundle, Running, 
     let mut b = Bundle::new(who);
     let mut r = b.namespace("pid", None).sh(script).spawn(extra);
     assert_eq!(r.line(), "1", "the program's PID in its namespace");
-    let kids = children(r.pid());
-    assert_eq!(kids.len(), 1, "the waiter's children: {kids:?}");
-    let nspid = host_status(kids[0], "NSpid");
+    let init = only_child(r.pid());
+    let nspid = host_status(init, "NSpid");
     assert!(
         nspid.ends_with("\t1"),
         "NSpid of the container init: {nspid:?}"
     );
-    (b, r, kids[0])
+    (b, r, init)
 }
 
 /// Signals sent to husk's waiter reach the program, which handles them.

@@ -78,10 +78,12 @@ fn resource_cgroup_is_removed_with_the_container() {
         .sh("echo ready; exec sleep 30")
         .spawn(&[]);
     assert_eq!(r.line(), "ready");
-    let init = children(r.pid())
-        .into_iter()
-        .find(|p| memory_limit(*p) == Some(LIMIT))
-        .expect("the container process runs in a cgroup with the memory limit");
+    let init = only_child(r.pid());
+    assert_eq!(
+        memory_limit(init),
+        Some(LIMIT),
+        "the container process runs in a cgroup with the memory limit"
+    );
     let cgroup = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
     let dir = cgroup
         .lines()

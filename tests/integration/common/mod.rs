@@ -835,6 +835,27 @@ pub fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The one live child of `pid` once things settle: with a PID namespace,
+/// `run`'s intermediate process (husk, PID 1's parent) may still be
+/// leaving when the program starts; then PID 1 is re-parented to the
+/// waiter, which reaps the intermediate.
+pub fn only_child(pid: u32) -> u32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let kids = children(pid);
+        let is_husk =
+            |p: u32| fs::read_link(format!("/proc/{p}/exe")).map_or(true, |e| e == harness().husk);
+        if kids.len() == 1 && !is_husk(kids[0]) {
+            return kids[0];
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the children of {pid}: {kids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn is_zombie(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
