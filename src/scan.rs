@@ -87,7 +87,7 @@ pub fn members(rec: &Record) -> Vec<i32> {
         return pids;
     };
     let me = std::process::id() as i32;
-    let (candidates, made_after) = match windowed(&proc_fd, rec) {
+    let (candidates, made_after) = match windowed(&proc_fd, rec, me) {
         // Everything in the window was made after the container process.
         Some(found) => (found, None),
         None => (list(&proc_fd, 1, i32::MAX), rec.birth.map(|b| b.ino)),
@@ -153,7 +153,7 @@ fn in_mount_ns(proc_fd: &OwnedFd, pid: i32, rec: &Record) -> bool {
 /// The processes in the PID window since the container process was made,
 /// or `None` when the window cannot be proven (no birth facts, a kernel
 /// without pidfs, or possibly a full lap of the PID space since).
-fn windowed(proc_fd: &OwnedFd, rec: &Record) -> Option<Vec<i32>> {
+fn windowed(proc_fd: &OwnedFd, rec: &Record, me: i32) -> Option<Vec<i32>> {
     let birth = rec.birth?;
     let last = read_number("/proc/sys/kernel/ns_last_pid")?;
     let pid_max = read_number("/proc/sys/kernel/pid_max")?;
@@ -163,10 +163,9 @@ fn windowed(proc_fd: &OwnedFd, rec: &Record) -> Option<Vec<i32>> {
     for (lo, hi) in ranges {
         found.extend(list(proc_fd, lo, hi));
     }
-    // We were made after the container process, so we are in the window:
-    // if not, something broke an assumption (e.g. root moved the PID
-    // cursor back): read all of /proc instead.
-    let me = std::process::id() as i32;
+    // We (`me`) were made after the container process, so we are in the
+    // window: if not, something broke an assumption (e.g. root moved the
+    // PID cursor back): read all of /proc instead.
     found.contains(&me).then_some(found)
 }
 
@@ -427,62 +426,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_window_holds_what_was_made_after_and_nothing_older() {
+    /// A "container process" started after `Before::take`, and a process
+    /// started after it: both members; our parent, older, is not. With
+    /// `crowded`, the window cannot be proven and all of /proc is read.
+    fn made_after_count_older_do_not(crowded: bool) {
         let Some(before) = Before::take() else {
             return; // no pidfs on this kernel
         };
-        let mut first = std::process::Command::new("/bin/sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
+        let sleep = || {
+            std::process::Command::new("/bin/sleep")
+                .arg("5")
+                .spawn()
+                .unwrap()
+        };
+        let mut first = sleep();
         let fd = sys::pidfd_open(first.id() as i32).unwrap();
-        let rec = record(first.id() as i32, before.birth(&fd), None);
-        let mut later = std::process::Command::new("/bin/sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
+        let birth = before.birth(&fd).map(|b| Birth {
+            busy: if crowded { u64::from(u32::MAX) } else { b.busy },
+            ..b
+        });
+        let rec = record(first.id() as i32, birth, None);
+        let mut later = sleep();
+        let proc_fd = nix::fcntl::open(
+            "/proc",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        // The scanner is always younger than the container: `later` plays it.
+        let window = windowed(&proc_fd, &rec, later.id() as i32);
         let found = members(&rec);
         let parent = nix::unistd::getppid().as_raw();
         let _ = (first.kill(), later.kill(), first.wait(), later.wait());
+        match (&window, crowded) {
+            (Some(w), false) => assert!(w.contains(&(later.id() as i32)) && !w.contains(&parent)),
+            (None, true) => {}
+            _ => panic!("window {window:?} with crowded = {crowded}"),
+        }
         assert!(found.contains(&(first.id() as i32)), "{found:?}");
         assert!(found.contains(&(later.id() as i32)), "{found:?}");
-        assert!(
-            !found.contains(&parent),
-            "older than the container: {found:?}"
-        );
+        let older = "older than the container";
+        assert!(!found.contains(&parent), "{older}: {found:?}");
+    }
+
+    #[test]
+    fn the_window_holds_what_was_made_after_and_nothing_older() {
+        made_after_count_older_do_not(false);
     }
 
     #[test]
     fn the_full_scan_also_leaves_older_processes_alone() {
-        let Some(before) = Before::take() else {
-            return; // no pidfs on this kernel
-        };
-        let mut first = std::process::Command::new("/bin/sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        let fd = sys::pidfd_open(first.id() as i32).unwrap();
-        // A PID space too crowded to prove the window: all of /proc is read.
-        let birth = before.birth(&fd).map(|b| Birth {
-            busy: u64::from(u32::MAX),
-            ..b
-        });
-        let rec = record(first.id() as i32, birth, None);
-        let mut later = std::process::Command::new("/bin/sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        let proc_fd = nix::fcntl::open("/proc", OFlag::O_PATH, Mode::empty()).unwrap();
-        assert!(windowed(&proc_fd, &rec).is_none());
-        let found = members(&rec);
-        let parent = nix::unistd::getppid().as_raw();
-        let _ = (first.kill(), later.kill(), first.wait(), later.wait());
-        assert!(found.contains(&(later.id() as i32)), "{found:?}");
-        assert!(
-            !found.contains(&parent),
-            "older than the container: {found:?}"
-        );
+        made_after_count_older_do_not(true);
     }
 
     #[test]
