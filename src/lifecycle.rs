@@ -393,14 +393,7 @@ pub fn create_container(
 
     fault::point("create:released");
     // Sync point 3: the container is parked.
-    match launch::expect_sync(receive(
-        &ours,
-        if own_pidns {
-            Pid::from_raw(facts.pid)
-        } else {
-            child
-        },
-    )?)? {
+    match launch::expect_sync(receive(&ours, Pid::from_raw(facts.pid))?)? {
         Sync::Ready => {}
         Sync::Pid(_) => return Err(Error::invalid("create", "unexpected second PID")),
     }
