@@ -520,8 +520,11 @@ fn child_steps(
                     record.extend(e.encode());
                     let _ = send(sync, &record);
                 } else {
-                    // EOF once the child untethered (or died).
-                    let _ = nix::unistd::read(&hold_r, &mut [0u8; 1]);
+                    // EOF once the child untethered (or died); leaving
+                    // earlier would take it with us.
+                    while let Err(nix::errno::Errno::EINTR) =
+                        nix::unistd::read(&hold_r, &mut [0u8; 1])
+                    {}
                 }
                 // SAFETY: leave without the runtime's destructors.
                 unsafe { libc::_exit(0) }
