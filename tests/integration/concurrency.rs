@@ -12,7 +12,6 @@
 
 use crate::common::*;
 use serde_json::{Value, json};
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier, Mutex};
@@ -33,15 +32,6 @@ fn husk(s: &Scratch, root: &Path, args: &[&str]) -> Command {
     let mut cmd = s.command(&harness().husk);
     cmd.arg("--root").arg(root).args(args);
     cmd
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut n: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    n.sort();
-    n
 }
 
 /// 8 workers, each with its own bundle (records are per ID inside it), all

@@ -183,15 +183,6 @@ fn symlinked_mount_target_to_host(who: Who) {
 }
 both!(symlinked_mount_target_to_host);
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut n: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    n.sort();
-    n
-}
-
 /// Destinations that climb out with `..` (a naive join lands on the host
 /// sentinel): refused before anything is mounted. Bug class: lexical joins
 /// of config paths onto the rootfs path.

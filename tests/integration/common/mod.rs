@@ -816,6 +816,16 @@ pub fn host_status(pid: u32, key: &str) -> String {
     field(&s, key).to_string()
 }
 
+/// The names in a directory, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    n.sort();
+    n
+}
+
 /// The children of a host process (of all its threads: each thread's
 /// children are listed under that thread).
 pub fn children(pid: u32) -> Vec<u32> {
