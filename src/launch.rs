@@ -9,10 +9,17 @@
 //!   `run` (otherwise) is the same without the FIFO: the container goes on
 //!   to exec once ready.
 //!
+//! With a PID namespace, PID 1 must be forked inside it. An unprivileged
+//! runtime that writes its own ID maps makes the user and PID namespaces
+//! itself, so the process it forks is PID 1 (one fork: `unshare -Urpf`'s
+//! shape, and bubblewrap's); otherwise (root, newuidmap, namespaces to
+//! join, runtime-side hooks) an intermediate process makes the namespaces
+//! and forks PID 1.
+//!
 //! The sync points, numbered the same on both sides:
 //!   1. → runtime: `P` + the container's PID and namespaces, from the
-//!      process that made them (the container process, or with a PID
-//!      namespace its parent, which then leaves)
+//!      container process, or from the intermediate process (which then
+//!      leaves)
 //!   2. runtime → container: `G` + state JSON: the record is written
 //!      (prestart/createRuntime done). With hooks the container waits for
 //!      it before its root filesystem; otherwise it reads it just before 3,
@@ -132,7 +139,7 @@ pub fn run_in_place(
     pid_file: Option<PidFile>,
 ) -> Result<Infallible> {
     // 1–2. Caller-privileged attributes, then the namespaces.
-    enter(plan)?;
+    enter(plan, CloneFlags::empty())?;
     // 3–6. Root filesystem, process, exec: this process becomes the program.
     let mut ctx = ContainerCtx::default();
     let err = match container_main(plan, seccomp, &mut ctx, || {
@@ -152,10 +159,10 @@ pub fn run_in_place(
 /// The container process's first steps, shared by the in-place run and the
 /// forked container: what needs the caller's privileges (cgroup limits,
 /// rlimits, OOM score), then the namespaces.
-fn enter(plan: &Plan) -> Result<()> {
+fn enter(plan: &Plan, made: CloneFlags) -> Result<()> {
     cgroups::apply(plan)?;
     process::prepare_outside(&plan.process)?;
-    enter_namespaces(plan, Caller::current())?;
+    enter_namespaces(plan, Caller::current(), made)?;
     fault::point("container:namespaces");
     Ok(())
 }
@@ -164,19 +171,22 @@ fn enter(plan: &Plan) -> Result<()> {
 /// others are joined with its privileges), create the user namespace, then
 /// unshare the others. Joining before creating mirrors runc's nsexec: a
 /// namespace owned by the caller's user namespace can only be joined from
-/// outside the new one.
-fn enter_namespaces(plan: &Plan, caller: Caller) -> Result<()> {
-    if let UserNs::Join(path) = &plan.userns {
-        setns(path, CloneFlags::CLONE_NEWUSER)?;
+/// outside the new one. `made`: what the runtime already made for us (see
+/// `runtime_makes_namespaces`).
+fn enter_namespaces(plan: &Plan, caller: Caller, made: CloneFlags) -> Result<()> {
+    if !made.contains(CloneFlags::CLONE_NEWUSER) {
+        if let UserNs::Join(path) = &plan.userns {
+            setns(path, CloneFlags::CLONE_NEWUSER)?;
+        }
+        for (flag, path) in &plan.join {
+            setns(path, *flag)?;
+        }
+        if let UserNs::Create(maps) = &plan.userns {
+            userns::unshare_in_process(maps, caller)?;
+        }
     }
-    for (flag, path) in &plan.join {
-        setns(path, *flag)?;
-    }
-    if let UserNs::Create(maps) = &plan.userns {
-        userns::unshare_in_process(maps, caller)?;
-    }
-    nix::sched::unshare(plan.create)
-        .map_err(|e| Error::sys("unshare", format!("{:?}", plan.create), e))?;
+    let create = plan.create - made;
+    nix::sched::unshare(create).map_err(|e| Error::sys("unshare", format!("{create:?}"), e))?;
     // From here on processes of the container may see us (a joined PID
     // namespace, the parked window). Non-dumpable, /proc/<us>/exe and our
     // memory are closed to them, so they cannot overwrite the husk binary
@@ -417,6 +427,48 @@ pub struct Spawn {
     /// Restore this signal mask before anything else (the runtime blocks
     /// signals it forwards).
     pub sigmask: Option<SigSet>,
+    /// The namespaces the runtime made before forking us, and a pidfd on
+    /// the runtime (its PID means nothing inside a new PID namespace).
+    pub made: Option<(CloneFlags, OwnedFd)>,
+}
+
+/// Whether the runtime makes the user and PID namespaces itself, so that
+/// the process it forks is the container's PID 1 straight away: no
+/// intermediate process, one fork instead of two (`unshare -Urpf`'s
+/// shape). Only where the runtime gives nothing up by living in the new
+/// user namespace: an unprivileged caller (no capabilities to lose) who
+/// writes the maps itself, nothing to join first, and no hook that must
+/// run in the runtime's namespaces.
+pub fn runtime_makes_namespaces(plan: &Plan, caller: Caller) -> bool {
+    let self_map =
+        matches!(&plan.userns, UserNs::Create(maps) if userns::writable_by_self(maps, caller));
+    let runtime_hooks = plan.spec.hooks().as_ref().is_some_and(|h| {
+        #[allow(deprecated)]
+        let prestart = h.prestart();
+        [prestart, h.create_runtime(), h.poststart(), h.poststop()]
+            .iter()
+            .any(|p| p.as_ref().is_some_and(|v| !v.is_empty()))
+    });
+    plan.create.contains(CloneFlags::CLONE_NEWPID)
+        && self_map
+        && plan.join.is_empty()
+        && !runtime_hooks
+}
+
+/// The runtime's half of `runtime_makes_namespaces`: enter the new user
+/// namespace (maps written, as the container process would have) and
+/// make the PID namespace our next child is born into. Returns what was
+/// made and a pidfd on us for the child.
+pub fn make_namespaces(plan: &Plan, caller: Caller) -> Result<(CloneFlags, OwnedFd)> {
+    let UserNs::Create(maps) = &plan.userns else {
+        unreachable!("runtime_makes_namespaces checked the plan");
+    };
+    let us = sys::pidfd_open(nix::unistd::getpid().as_raw())
+        .map_err(|e| Error::sys("fork", "pidfd_open of the runtime", e))?;
+    userns::unshare_in_process(maps, caller)?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID)
+        .map_err(|e| Error::sys("unshare", "CLONE_NEWPID", e))?;
+    Ok((CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID, us))
 }
 
 /// Whether the container process waits at sync point 2 before building its
@@ -453,7 +505,7 @@ pub fn child_main(plan: &Plan, seccomp: Option<libseccomp::ScmpFilterContext>, s
         console: spawn.console,
         ..Default::default()
     };
-    let res = child_steps(plan, seccomp, &mut ctx, runtime);
+    let res = child_steps(plan, seccomp, &mut ctx, runtime, spawn.made);
     let e = match res {
         Err(e) => e,
         Ok(never) => match never {},
@@ -474,12 +526,19 @@ fn child_steps(
     seccomp: Option<libseccomp::ScmpFilterContext>,
     ctx: &mut ContainerCtx,
     runtime: Pid,
+    made: Option<(CloneFlags, OwnedFd)>,
 ) -> Result<Infallible> {
-    enter(plan)?;
+    let (made, runtime_fd) = made.map_or((CloneFlags::empty(), None), |(m, fd)| (m, Some(fd)));
+    enter(plan, made)?;
     // After enter: a change of credentials (setresuid in the new user
     // namespace) clears the parent-death signal.
     tether()?;
-    if nix::unistd::getppid() != runtime {
+    let gone = match &runtime_fd {
+        Some(fd) => sys::pidfd_wait(fd, std::time::Duration::ZERO),
+        None => nix::unistd::getppid() != runtime,
+    };
+    drop(runtime_fd);
+    if gone {
         return Err(Error::invalid(
             "create",
             "the runtime went away during setup",
@@ -497,7 +556,7 @@ fn child_steps(
         Mode::empty(),
     )
     .map_err(|e| Error::sys("create", "open /proc", e))?;
-    if plan.create.contains(CloneFlags::CLONE_NEWPID) {
+    if plan.create.contains(CloneFlags::CLONE_NEWPID) && !made.contains(CloneFlags::CLONE_NEWPID) {
         // unshare(CLONE_NEWPID) applies to children: the container process
         // is our child, PID 1 of the new namespace. We describe it (sync
         // point 1) and wait, tied to the runtime, until it is tied to
@@ -512,7 +571,7 @@ fn child_steps(
         {
             ForkResult::Parent { child } => {
                 drop(hold_w);
-                let res = ProcessFacts::of(&proc_fd, child, "pid_for_children")
+                let res = ProcessFacts::of(&proc_fd, &child.to_string(), "pid_for_children")
                     .and_then(|facts| send(sync, &facts.encode()));
                 if let Err(e) = res {
                     let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
@@ -545,10 +604,9 @@ fn child_steps(
             }
         }
     } else {
-        send(
-            sync,
-            &ProcessFacts::of(&proc_fd, nix::unistd::getpid(), "pid")?.encode(),
-        )?;
+        // We are the container process (PID 1 already if the runtime made
+        // the PID namespace): "self" in the host's /proc is us.
+        send(sync, &ProcessFacts::of(&proc_fd, "self", "pid")?.encode())?;
     }
     drop(proc_fd);
     // Sync point 2: the runtime wrote our record (and ran prestart and
@@ -605,11 +663,12 @@ pub struct ProcessFacts {
 }
 
 impl ProcessFacts {
-    /// The facts of the container process `pid`, read by the process that
-    /// made its namespaces (it or its parent): our own mount namespace, and
-    /// our `pid` or `pid_for_children` namespace. No /proc/self readlink,
+    /// The facts of the container process `who` (a PID, or "self"), read
+    /// by the process that made its namespaces (it or its parent): our own
+    /// mount namespace, and our `pid` or `pid_for_children` namespace. The
+    /// host PID is the first field of its stat (no /proc/self readlink),
     /// and the mount namespace file is opened once for its inode and ID.
-    fn of(proc_fd: &OwnedFd, pid: Pid, pid_ns: &str) -> Result<Self> {
+    fn of(proc_fd: &OwnedFd, who: &str, pid_ns: &str) -> Result<Self> {
         let err = |what: &str| {
             Error::sys(
                 "create",
@@ -619,15 +678,18 @@ impl ProcessFacts {
         };
         let stat = nix::fcntl::openat(
             proc_fd,
-            format!("{pid}/stat").as_str(),
+            format!("{who}/stat").as_str(),
             OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
         .ok()
         .and_then(|fd| sys::read_to_end(&fd).ok())
-        .ok_or_else(|| err(&format!("{pid}/stat")))?;
-        let (_, start_time) = crate::record::parse_stat(&String::from_utf8_lossy(&stat))
-            .ok_or_else(|| err(&format!("{pid}/stat")))?;
+        .ok_or_else(|| err(&format!("{who}/stat")))?;
+        let stat = String::from_utf8_lossy(&stat);
+        let pid = stat.split(' ').next().and_then(|p| p.parse::<i32>().ok());
+        let (pid, (_, start_time)) = pid
+            .zip(crate::record::parse_stat(&stat))
+            .ok_or_else(|| err(&format!("{who}/stat")))?;
         let mnt = nix::fcntl::openat(
             proc_fd,
             "self/ns/mnt",
@@ -646,7 +708,7 @@ impl ProcessFacts {
         .map_err(|_| err(&format!("self/ns/{pid_ns}")))?
         .st_ino;
         Ok(ProcessFacts {
-            pid: pid.as_raw(),
+            pid,
             start_time,
             mnt_ns,
             pid_ns,

@@ -302,6 +302,13 @@ pub fn create_container(
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| Error::sys("fork", "PR_SET_CHILD_SUBREAPER", e))?;
     }
+    let made = if launch::runtime_makes_namespaces(&plan, caller) {
+        Some(launch::make_namespaces(&plan, caller)?)
+    } else {
+        None
+    };
+    // Whether our child is an intermediate process that forks PID 1.
+    let intermediate = plan.create.contains(CloneFlags::CLONE_NEWPID) && made.is_none();
     // SAFETY: husk is single-threaded.
     let child = match unsafe { nix::unistd::fork() }
         .map_err(|e| Error::sys("fork", "container process", e))?
@@ -317,6 +324,7 @@ pub fn create_container(
                     fifo: fifo_handle,
                     console,
                     sigmask,
+                    made,
                 },
             )
         }
@@ -397,7 +405,7 @@ pub fn create_container(
         Sync::Ready => {}
         Sync::Pid(_) => return Err(Error::invalid("create", "unexpected second PID")),
     }
-    if own_pidns {
+    if intermediate {
         // The intermediate process leaves once the container let it go,
         // just before sync point 3.
         let _ = nix::sys::wait::waitpid(child, None);
@@ -408,7 +416,7 @@ pub fn create_container(
         f.write(Pid::from_raw(pid))?;
         guard.pid_file = opts.pid_file.clone();
     }
-    if !own_pidns {
+    if !intermediate {
         // Not ours to reap: the client (a subreaper) will wait4() it.
         guard.child = None;
     }

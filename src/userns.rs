@@ -15,7 +15,7 @@ use std::process::Command;
 const STEP: &str = "write ID maps";
 
 /// Whether the maps can be written by the process inside the new namespace.
-fn writable_by_self(maps: &IdMaps, caller: Caller) -> bool {
+pub fn writable_by_self(maps: &IdMaps, caller: Caller) -> bool {
     maps.self_map && caller.euid != 0
 }
 
