@@ -175,8 +175,12 @@ fn resolve_or_create(
 
 /// Mount every configured mount, in order, inside the rootfs.
 pub fn mount_all(plan: &Plan, root: &OwnedFd) -> Result<()> {
-    for op in &plan.mounts {
-        mount_one(op, root, refuses_fresh(plan, op.kind))?;
+    for (i, op) in plan.mounts.iter().enumerate() {
+        // Something this config mounted earlier at or below op.dest.
+        let covered = plan.mounts[..i]
+            .iter()
+            .any(|o| o.dest.starts_with(&op.dest));
+        mount_one(op, root, refuses_fresh(plan, op.kind), covered)?;
     }
     Ok(())
 }
@@ -198,7 +202,7 @@ fn refuses_fresh(plan: &Plan, kind: MountKind) -> bool {
         && !plan.join.iter().any(|(flag, _)| *flag == needs)
 }
 
-fn mount_one(op: &MountOp, root: &OwnedFd, refused: bool) -> Result<()> {
+fn mount_one(op: &MountOp, root: &OwnedFd, refused: bool, covered: bool) -> Result<()> {
     let want = match (&op.kind, &op.source) {
         (MountKind::Bind { .. }, Some(src)) => {
             let meta = std::fs::metadata(src).map_err(|e| {
@@ -254,7 +258,20 @@ fn mount_one(op: &MountOp, root: &OwnedFd, refused: bool) -> Result<()> {
                         Some(Errno::EPERM | Errno::EACCES | Errno::EBUSY | Errno::EINVAL)
                     ) =>
                 {
-                    if Path::new(host).exists() {
+                    if op.kind == MountKind::Cgroup && !covered && same_inode(&target, host) {
+                        // The host's cgroup tree is already here, copied
+                        // by an earlier recursive bind (runc's rootless
+                        // spec binds /sys with rbind just before): binding
+                        // it again would stack an identical copy of every
+                        // cgroup mount. The flags go onto the copy in place.
+                        note(&format!(
+                            "{}: {} refused ({}), the host's {host} is already bound here",
+                            op.dest.display(),
+                            op.fstype,
+                            e.errno().map_or("".into(), |n| format!("{n:?}"))
+                        ));
+                        bound = true;
+                    } else if Path::new(host).exists() {
                         note(&format!(
                             "{}: {} refused ({}), binding the host's {host} instead",
                             op.dest.display(),
@@ -323,6 +340,16 @@ fn mount_one(op: &MountOp, root: &OwnedFd, refused: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `fd` is the host directory `host` itself (same device and
+/// inode): the root of the host's filesystem there, seen through a copy of
+/// its mount.
+fn same_inode(fd: &OwnedFd, host: &str) -> bool {
+    match (nix::sys::stat::fstat(fd), nix::sys::stat::stat(host)) {
+        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+        _ => false,
+    }
 }
 
 fn bind(source: &Path, at: &Path, recursive: bool) -> Result<()> {

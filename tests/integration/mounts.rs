@@ -304,6 +304,54 @@ fn cgroup_mount_is_best_effort(who: Who) {
 }
 both!(cgroup_mount_is_best_effort);
 
+/// runc's rootless spec mounts cgroup right after an rbind of the host's
+/// /sys. Where the kernel refuses a fresh cgroup mount, the host's cgroup
+/// tree that the rbind brought is used as it is, not stacked a second
+/// time (11 more mounts on a hybrid host); the cgroup mount's flags apply
+/// to its top, and every host mount below /sys/fs/cgroup shows once.
+fn cgroup_after_rbind_of_sys_is_not_stacked(who: Who) {
+    let mut b = Bundle::new(who);
+    let out = b
+        .unmount("/sys")
+        .unmount("/sys/fs/cgroup")
+        .mount(
+            json!({"destination": "/sys", "type": "none", "source": "/sys",
+                      "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+        )
+        .mount(
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                      "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+        )
+        .args(&["cat", "/proc/self/mounts"])
+        .run();
+    let out = out.ok();
+    let under = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.split(' ').nth(1))
+            .filter(|p| p.starts_with("/sys/fs/cgroup"))
+            .map(String::from)
+            .collect()
+    };
+    let inside = under(out);
+    let mut once = inside.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(
+        inside.len(),
+        once.len(),
+        "a mount point shows twice:\n{out}"
+    );
+    let host = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    for p in under(&host) {
+        assert!(inside.contains(&p), "host mount {p} missing inside:\n{out}");
+    }
+    let top = mount_options(out, "/sys/fs/cgroup");
+    for flag in ["ro", "nosuid", "nodev", "noexec"] {
+        assert!(top.contains(&flag.to_string()), "{flag} missing: {top:?}");
+    }
+}
+both!(cgroup_after_rbind_of_sys_is_not_stacked);
+
 /// A masked file reads empty, a masked directory is empty; paths missing
 /// from the rootfs are skipped.
 fn masked_paths(who: Who) {
