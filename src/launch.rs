@@ -250,7 +250,7 @@ pub fn container_main(
         &state,
     )?;
     drop(root);
-    rootfs::pivot_root(&plan.rootfs)?;
+    rootfs::pivot_root(plan)?;
     fault::point("container:pivoted");
     rootfs::finish(plan)?;
     if let Some(sock) = ctx.console.take() {

@@ -294,7 +294,14 @@ pub fn create_container(
     };
 
     // 3. Fork the container process.
-    let before = crate::scan::Before::take();
+    let own_pidns = plan.create.contains(CloneFlags::CLONE_NEWPID);
+    // Birth facts date the container process for the PID-window scan,
+    // which only a container without a PID namespace of its own needs.
+    let before = if own_pidns {
+        None
+    } else {
+        crate::scan::Before::take()
+    };
     let (ours, theirs) = launch::socketpair()?;
     if for_run {
         // `run` waits for the container's PID 1 even when an intermediate
@@ -308,7 +315,7 @@ pub fn create_container(
         None
     };
     // Whether our child is an intermediate process that forks PID 1.
-    let intermediate = plan.create.contains(CloneFlags::CLONE_NEWPID) && made.is_none();
+    let intermediate = own_pidns && made.is_none();
     // SAFETY: husk is single-threaded.
     let child = match unsafe { nix::unistd::fork() }
         .map_err(|e| Error::sys("fork", "container process", e))?
@@ -345,7 +352,6 @@ pub fn create_container(
         sys::pidfd_open(pid).map_err(|e| Error::sys("create", format!("pidfd_open {pid}"), e))?;
     let birth = before.and_then(|b| b.birth(&pidfd));
     guard.pidfd = Some(pidfd);
-    let own_pidns = plan.create.contains(CloneFlags::CLONE_NEWPID);
 
     let spec_hooks = plan.spec.hooks().clone().unwrap_or_default();
     // The record goes down as soon as the PID is known: if `create` dies

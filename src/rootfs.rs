@@ -62,11 +62,7 @@ fn note(msg: &str) {
 /// Make the mount tree private to us and the rootfs a mount point of its
 /// own, which `pivot_root` requires. Returns an O_PATH fd of the rootfs.
 pub fn prepare_root(plan: &Plan) -> Result<OwnedFd> {
-    // Default rslave, like runc: host mounts still propagate in, ours never
-    // propagate out.
-    let flag = plan
-        .rootfs_propagation
-        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    let flag = root_propagation(plan);
     sys::mount("rootfs propagation", None, Path::new("/"), None, flag, None)?;
     if flag.contains(MsFlags::MS_SHARED) {
         // pivot_root refuses a new root whose parent mount is shared.
@@ -86,6 +82,13 @@ pub fn prepare_root(plan: &Plan) -> Result<OwnedFd> {
         Mode::empty(),
     )
     .map_err(|e| Error::sys("mount rootfs", format!("open {}", plan.rootfs.display()), e))
+}
+
+/// The propagation the whole tree gets first. Default rslave, like runc:
+/// host mounts still propagate in, ours never propagate out.
+fn root_propagation(plan: &Plan) -> MsFlags {
+    plan.rootfs_propagation
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC)
 }
 
 /// Find the mount containing `path` in mountinfo and make it private.
@@ -601,7 +604,8 @@ pub fn ensure_cwd(plan: &Plan, root: &OwnedFd) -> Result<()> {
 /// Switch to the rootfs and detach the old root, without a put_old
 /// directory: pivot_root(".", ".") stacks the old root on the new one, and
 /// unmounting "." from there removes it (runc's trick, from lxc).
-pub fn pivot_root(rootfs: &Path) -> Result<()> {
+pub fn pivot_root(plan: &Plan) -> Result<()> {
+    let rootfs = plan.rootfs.as_path();
     let open_dir = |p: &Path| {
         nix::fcntl::open(
             p,
@@ -616,15 +620,22 @@ pub fn pivot_root(rootfs: &Path) -> Result<()> {
     nix::unistd::fchdir(&new).map_err(|e| err("fchdir new root", e))?;
     nix::unistd::pivot_root(".", ".").map_err(|e| err("pivot_root", e))?;
     nix::unistd::fchdir(&old).map_err(|e| err("fchdir old root", e))?;
-    // Our unmount must not propagate to the host.
-    sys::mount(
-        "pivot_root",
-        None,
-        Path::new("."),
-        None,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None,
-    )?;
+    // Our unmount must not propagate to the host. prepare_root made the
+    // whole tree rslave (or rprivate) already, unless rootfsPropagation
+    // asked for shared or a non-recursive change.
+    let flag = root_propagation(plan);
+    let contained =
+        flag.contains(MsFlags::MS_REC) && flag.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE);
+    if !contained {
+        sys::mount(
+            "pivot_root",
+            None,
+            Path::new("."),
+            None,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None,
+        )?;
+    }
     nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
         .map_err(|e| err("umount old root", e))?;
     nix::unistd::chdir("/").map_err(|e| err("chdir /", e))
