@@ -437,7 +437,10 @@ pub fn create_devices(plan: &Plan, root: &OwnedFd) -> Result<()> {
     let denied = |e: &Error| {
         best_effort && matches!(e.errno(), Some(Errno::EACCES | Errno::EROFS | Errno::EPERM))
     };
-    let mut can_mknod = true;
+    // mknod(2) of a device wants CAP_MKNOD in the initial user namespace:
+    // in a user namespace of the config's it is always EPERM, not worth
+    // the try (otherwise the first EPERM says so).
+    let mut can_mknod = plan.userns == UserNs::Inherit;
     // /dev resolved once: most nodes live right in it.
     let dev_dir = if setup_dev || !plan.devices.is_empty() {
         match resolve_or_create("create devices", root, Path::new("/dev"), Want::Dir) {
@@ -577,21 +580,24 @@ fn bind_device(root: &OwnedFd, dev_dir: Option<&OwnedFd>, dev: &DeviceOp) -> Res
     )
 }
 
-/// The mount point for a node right in /dev, in one or two syscalls: the
-/// entry there (one name, not followed), or a new empty file. `None` leaves
-/// it to `resolve_or_create` (a symlink to resolve inside the root, an
-/// error to report).
+/// The mount point for a node right in /dev, in one syscall when /dev is
+/// a fresh tmpfs: a new empty file (O_EXCL: never a device or a link of
+/// the rootfs's), else the entry already there (one name, not followed).
+/// `None` leaves it to `resolve_or_create` (a symlink to resolve inside
+/// the root, an error to report).
 fn dev_entry(dir: &OwnedFd, name: &std::ffi::OsStr) -> Option<OwnedFd> {
     let open = |flags| nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(0o644));
-    match open(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC) {
-        Ok(fd) => nix::sys::stat::fstat(&fd)
-            .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK)
-            .then_some(fd),
-        // O_EXCL: what we open is the empty file we made, never a device.
-        Err(Errno::ENOENT) => open(
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        )
-        .ok(),
+    match open(
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+    ) {
+        Ok(fd) => Some(fd),
+        Err(Errno::EEXIST) => open(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+            .ok()
+            .filter(|fd| {
+                nix::sys::stat::fstat(fd).is_ok_and(|st| {
+                    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK
+                })
+            }),
         Err(_) => None,
     }
 }
