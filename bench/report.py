@@ -195,7 +195,9 @@ def main():
         w(f"- **Skipped `{k}`**: it could not run on this machine: `{v.strip()}`")
     failed = [k[7:] for k in meta if k.startswith("FAILED_")]
     for k in failed:
-        w(f"- **hyperfine failed for `{k}`**: its numbers are missing below.")
+        who = meta[f"FAILED_{k}"]
+        who = f": `{who}` exited non-zero" if who not in ("1", "?") else ""
+        w(f"- **hyperfine failed for `{k}`**{who}; the round's numbers are missing below.")
     w("")
 
     # ---- targets
