@@ -809,3 +809,75 @@ pub fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A plan for runc's rootless shape (user, PID and mount namespaces,
+    /// the caller's ID mapped to 0), with `linux` and `hooks` adjusted.
+    fn plan(caller: Caller, edit: impl FnOnce(&mut serde_json::Value)) -> Plan {
+        let mut spec = json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "/"},
+            "process": {"args": ["/bin/true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {
+                "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"}],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]
+            }
+        });
+        edit(&mut spec);
+        Plan::build(
+            "t",
+            Path::new("/"),
+            serde_json::from_value(spec).unwrap(),
+            caller,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_runtime_makes_the_namespaces_only_where_it_gives_nothing_up() {
+        let user = Caller {
+            euid: 1000,
+            egid: 1000,
+        };
+        let root = Caller { euid: 0, egid: 0 };
+        let makes = |caller, edit: fn(&mut serde_json::Value)| {
+            runtime_makes_namespaces(&plan(caller, edit), caller)
+        };
+        assert!(makes(user, |_| {}), "runc's rootless spec");
+        // Hooks that run in the container are fine; the runtime's are not.
+        assert!(makes(user, |s| {
+            s["hooks"] = json!({"createContainer": [{"path": "/bin/true"}]})
+        }));
+        for hook in ["prestart", "createRuntime", "poststart", "poststop"] {
+            let mut s = json!(null);
+            s[hook] = json!([{"path": "/bin/true"}]);
+            let p = plan(user, |spec| spec["hooks"] = s.clone());
+            assert!(!runtime_makes_namespaces(&p, user), "{hook}");
+        }
+        assert!(!makes(root, |_| {}), "root has capabilities to lose");
+        assert!(
+            !makes(user, |s| s["linux"]["namespaces"] =
+                json!([{"type": "mount"}, {"type": "user"}])),
+            "no PID namespace: no fork needed for PID 1"
+        );
+        assert!(
+            !makes(user, |s| s["linux"]["uidMappings"] = json!([
+                {"containerID": 0, "hostID": 1000, "size": 1},
+                {"containerID": 1, "hostID": 100000, "size": 65536}
+            ])),
+            "maps only newuidmap can write"
+        );
+        assert!(
+            !makes(user, |s| s["linux"]["namespaces"] = json!([
+                {"type": "pid"}, {"type": "mount"}, {"type": "user"},
+                {"type": "network", "path": "/proc/self/ns/net"}
+            ])),
+            "a namespace to join first"
+        );
+    }
+}
