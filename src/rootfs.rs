@@ -140,7 +140,15 @@ fn resolve_or_create(
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(fail(e, dest)),
     }
-    // Slow path: walk from the root, resolving each prefix from the root
+    // Usually only the last component is missing (a mount point in a fresh
+    // tmpfs, /dev/pts): made in its parent, found from the root again.
+    if let (Some(parent), Some(name)) = (dest.parent(), dest.file_name())
+        && let Ok(dir) = open_in_root(root, parent, OFlag::O_PATH)
+    {
+        create_in(&dir, Path::new(name), want).map_err(|e| fail(e, dest))?;
+        return open_in_root(root, dest, OFlag::O_PATH).map_err(|e| fail(e, dest));
+    }
+    // Otherwise walk from the root, resolving each prefix from the root
     // again so relative symlinks inside the rootfs keep working.
     let comps: Vec<_> = dest.components().skip(1).collect();
     let mut parent = sys::dup(std::os::fd::AsRawFd::as_raw_fd(root)).map_err(|e| fail(e, dest))?;
@@ -150,23 +158,9 @@ fn resolve_or_create(
         let fd = match open_in_root(root, &prefix, OFlag::O_PATH) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
-                let name = Path::new(c.as_os_str());
                 let last = i + 1 == comps.len();
-                if last && want == Want::File {
-                    let dirfd = open_beneath(&parent, Path::new("."), OFlag::O_DIRECTORY)
-                        .map_err(|e| fail(e, &prefix))?;
-                    match nix::fcntl::openat(
-                        dirfd.as_fd(),
-                        name,
-                        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                        Mode::from_bits_truncate(0o644),
-                    ) {
-                        Ok(_) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(fail(e, &prefix)),
-                    }
-                } else {
-                    sys::mkdirat(&parent, name, 0o755).map_err(|e| fail(e, &prefix))?;
-                }
+                let kind = if last { want } else { Want::Dir };
+                create_in(&parent, Path::new(c.as_os_str()), kind).map_err(|e| fail(e, &prefix))?;
                 open_in_root(root, &prefix, OFlag::O_PATH).map_err(|e| fail(e, &prefix))?
             }
             Err(e) => return Err(fail(e, &prefix)),
@@ -174,6 +168,25 @@ fn resolve_or_create(
         parent = fd;
     }
     Ok(parent)
+}
+
+/// Make `name` in the directory `parent`: a directory, or an empty file
+/// (an existing file is fine: it is only a mount point).
+fn create_in(parent: &OwnedFd, name: &Path, want: Want) -> std::result::Result<(), Errno> {
+    if want == Want::File {
+        let dirfd = open_beneath(parent, Path::new("."), OFlag::O_DIRECTORY)?;
+        match nix::fcntl::openat(
+            dirfd.as_fd(),
+            name,
+            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        ) {
+            Ok(_) | Err(Errno::EEXIST) => Ok(()),
+            Err(e) => Err(e),
+        }
+    } else {
+        sys::mkdirat(parent, name, 0o755)
+    }
 }
 
 /// Mount every configured mount, in order, inside the rootfs.
