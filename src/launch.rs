@@ -442,12 +442,10 @@ pub struct Spawn {
 pub fn runtime_makes_namespaces(plan: &Plan, caller: Caller) -> bool {
     let self_map =
         matches!(&plan.userns, UserNs::Create(maps) if userns::writable_by_self(maps, caller));
-    let runtime_hooks = plan.spec.hooks().as_ref().is_some_and(|h| {
+    let runtime_hooks = has_hooks(plan, |h| {
         #[allow(deprecated)]
         let prestart = h.prestart();
         [prestart, h.create_runtime(), h.poststart(), h.poststop()]
-            .iter()
-            .any(|p| p.as_ref().is_some_and(|v| !v.is_empty()))
     });
     plan.create.contains(CloneFlags::CLONE_NEWPID)
         && self_map
@@ -477,7 +475,7 @@ pub fn make_namespaces(plan: &Plan, caller: Caller) -> Result<(CloneFlags, Owned
 /// state the runtime sends. Otherwise it reads sync point 2 just before
 /// sync point 3, and the runtime writes its record meanwhile.
 pub fn waits_at_sync2(plan: &Plan) -> bool {
-    plan.spec.hooks().as_ref().is_some_and(|h| {
+    has_hooks(plan, |h| {
         #[allow(deprecated)]
         let prestart = h.prestart();
         [
@@ -486,8 +484,18 @@ pub fn waits_at_sync2(plan: &Plan) -> bool {
             h.create_container(),
             h.start_container(),
         ]
-        .iter()
-        .any(|p| p.as_ref().is_some_and(|v| !v.is_empty()))
+    })
+}
+
+/// Whether the config has a hook in any of the phases `phases` picks.
+fn has_hooks<'a>(
+    plan: &'a Plan,
+    phases: impl FnOnce(&'a oci_spec::runtime::Hooks) -> [&'a Option<Vec<oci_spec::runtime::Hook>>; 4],
+) -> bool {
+    plan.spec.hooks().as_ref().is_some_and(|h| {
+        phases(h)
+            .iter()
+            .any(|p| p.as_ref().is_some_and(|v| !v.is_empty()))
     })
 }
 
